@@ -1,0 +1,182 @@
+"""Adverse events: never deleted, retracted with a reason."""
+
+from __future__ import annotations
+
+import secrets
+
+import pghistory
+import pgtrigger
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from events import rules
+from events.choices import (
+    SERIOUS_CRITERIA,
+    ActionTaken,
+    Category,
+    Causality,
+    Expectedness,
+    Grade,
+    Outcome,
+)
+from registry.models import CleanConstraintsMixin, Procedure, in_choices
+
+
+def new_event_id() -> str:
+    """Return a random external id for an event entered in the registry itself."""
+    return "AE-" + secrets.token_hex(6).upper()
+
+
+class AdverseEventQuerySet(models.QuerySet):
+    def active(self):
+        """Return events that count: retracted events are kept for audit only."""
+        return self.filter(retracted_at__isnull=True)
+
+
+_ANY_CRITERION = Q()
+for _field in SERIOUS_CRITERIA.values():
+    _ANY_CRITERION |= Q(**{_field: True})
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class AdverseEvent(CleanConstraintsMixin):
+    external_id = models.CharField(
+        "event id",
+        max_length=64,
+        unique=True,
+        default=new_event_id,
+        help_text="Id in the clinic's own system (kept from imports so reports can be joined back).",
+    )
+    procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="adverse_events")
+    # description
+    category = models.CharField(max_length=32, choices=Category.choices)
+    term = models.CharField("verbatim term", max_length=200)
+    meddra_code = models.CharField("MedDRA code", max_length=12, blank=True)
+    onset_on = models.DateField("onset date")
+    onset_estimated = models.BooleanField("onset date estimated", default=False)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    grade = models.PositiveSmallIntegerField("CTCAE grade", choices=Grade.choices)
+    # seriousness (ICH E2B)
+    serious = models.BooleanField(default=False)
+    serious_death = models.BooleanField("results in death", default=False)
+    serious_life_threatening = models.BooleanField("life-threatening", default=False)
+    serious_hospitalisation = models.BooleanField("requires or prolongs hospitalisation", default=False)
+    serious_disability = models.BooleanField("persistent disability / incapacity", default=False)
+    serious_congenital_anomaly = models.BooleanField("congenital anomaly / birth defect", default=False)
+    serious_medically_important = models.BooleanField("other medically important condition", default=False)
+    # causality (WHO-UMC)
+    causality_procedure = models.CharField(
+        "causality to the procedure", max_length=16, choices=Causality.choices, blank=True
+    )
+    causality_product = models.CharField(
+        "causality to the cell product", max_length=16, choices=Causality.choices, blank=True
+    )
+    expectedness = models.CharField(max_length=12, choices=Expectedness.choices, blank=True)
+    # outcome
+    outcome = models.CharField(max_length=24, choices=Outcome.choices, default=Outcome.UNKNOWN)
+    resolved_on = models.DateField("resolution date", null=True, blank=True)
+    action_taken = models.CharField(max_length=16, choices=ActionTaken.choices, blank=True)
+    reporter = models.CharField(max_length=120, blank=True, help_text="Reporter's role or staff code.")
+    # retraction: the only way an event leaves the statistics
+    retracted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retracted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    retraction_reason = models.TextField(blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AdverseEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-onset_on", "id"]
+        indexes = [
+            # Incidence: first qualifying onset per procedure and category, counting events only.
+            models.Index(
+                fields=["procedure", "category", "onset_on"],
+                name="ae_proc_cat_onset_idx",
+                condition=Q(retracted_at__isnull=True),
+            ),
+            # Admin search by verbatim term.
+            models.Index(fields=["term"], name="ae_term_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(grade__gte=1) & Q(grade__lte=5), name="ae_grade_1_to_5"),
+            models.CheckConstraint(condition=in_choices("category", Category), name="ae_category_valid"),
+            models.CheckConstraint(condition=in_choices("outcome", Outcome), name="ae_outcome_valid"),
+            models.CheckConstraint(
+                condition=in_choices("causality_procedure", Causality, blank=True), name="ae_causality_procedure_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_choices("causality_product", Causality, blank=True), name="ae_causality_product_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_choices("expectedness", Expectedness, blank=True), name="ae_expectedness_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_choices("action_taken", ActionTaken, blank=True), name="ae_action_taken_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(serious=True) & _ANY_CRITERION) | (Q(serious=False) & ~_ANY_CRITERION),
+                name="ae_serious_iff_criterion",
+            ),
+            models.CheckConstraint(
+                condition=~Q(outcome=Outcome.FATAL) | Q(grade=5) | Q(serious_death=True),
+                name="ae_fatal_needs_grade5_or_death",
+            ),
+            models.CheckConstraint(condition=~Q(grade=5) | Q(outcome=Outcome.FATAL), name="ae_grade5_is_fatal"),
+            models.CheckConstraint(
+                condition=~Q(serious_death=True) | Q(outcome=Outcome.FATAL), name="ae_death_criterion_is_fatal"
+            ),
+            models.CheckConstraint(
+                condition=Q(resolved_on__isnull=True) | Q(resolved_on__gte=models.F("onset_on")),
+                name="ae_resolved_not_before_onset",
+            ),
+            models.CheckConstraint(
+                condition=Q(retracted_at__isnull=True) | ~Q(retraction_reason=""),
+                name="ae_retraction_has_reason",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="ae_never_hard_deleted", operation=pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="ae_onset_not_before_procedure",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NEW.onset_on < (SELECT performed_on FROM registry_procedure WHERE id = NEW.procedure_id) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'ae_onset_not_before_procedure',
+                        MESSAGE = 'Onset date cannot be before the procedure date.';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id}: {self.term} (grade {self.grade})"
+
+    @property
+    def is_retracted(self) -> bool:
+        return self.retracted_at is not None
+
+    def clean(self):
+        procedure = self.procedure if self.procedure_id else None
+        # An onset already on record (say, an imported historical event) may stay
+        # where it is when other fields are corrected.
+        onset_unchanged = bool(self.pk) and type(self).objects.filter(pk=self.pk, onset_on=self.onset_on).exists()
+        errors = rules.adverse_event_errors(
+            self,
+            performed_on=procedure.performed_on if procedure else None,
+            enrolled_on=procedure.patient.enrolled_on if procedure else None,
+            allow_historical=onset_unchanged,
+        )
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,403 @@
+"""Clinics, memberships, patients, procedures and their follow-up schedule."""
+
+from __future__ import annotations
+
+import secrets
+
+import pghistory
+import pgtrigger
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import ExtractYear, Now
+
+from registry import rules
+from registry.choices import (
+    ALLOGENEIC_ONLY_CELL_TYPES,
+    Carrier,
+    CellSource,
+    CellType,
+    ContactMethod,
+    Guidance,
+    Laterality,
+    Processing,
+    Role,
+    Sex,
+    Site,
+    Target,
+    Visit,
+)
+
+_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud over the phone
+
+
+def new_registry_id() -> str:
+    """Return a random pseudonymous patient id, never derived from identity."""
+    return "P-" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+def new_procedure_id() -> str:
+    """Return a random external id for a procedure entered in the registry itself."""
+    return "PR-" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+def in_choices(field: str, choices, *, blank: bool = False) -> Q:
+    """Return a Q that holds when ``field`` carries one of the vocabulary's codes."""
+    values = list(choices.values) + ([""] if blank else [])
+    return Q(**{f"{field}__in": values})
+
+
+class CleanConstraintsMixin(models.Model):
+    """Validate single-row rules once, in clean(), with field-level messages.
+
+    Every CheckConstraint restates a rule that clean() already reports against the
+    right field, so checking them again in validate_constraints() would only
+    repeat the message as a form-wide error. Unique constraints are still checked.
+    """
+
+    class Meta:
+        abstract = True
+
+    def validate_constraints(self, exclude=None):
+        saved = self._meta.constraints
+        try:
+            self._meta.constraints = [c for c in saved if not isinstance(c, models.CheckConstraint)]
+            super().validate_constraints(exclude=exclude)
+        finally:
+            self._meta.constraints = saved
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class Clinic(CleanConstraintsMixin):
+    code = models.CharField(max_length=32, unique=True, help_text="Short unique code, e.g. ES-MAD-01.")
+    name = models.CharField(max_length=200)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. ES.")
+    city = models.CharField(max_length=120, blank=True)
+    gmp_certified = models.BooleanField("GMP certified", default=False)
+    accreditation_body = models.CharField(max_length=120, blank=True)
+    accreditation_expires_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(country__regex=r"^[A-Z]{2}$"), name="clinic_country_iso2"),
+            models.CheckConstraint(condition=Q(code__regex=r"^[A-Za-z0-9_.-]+$"), name="clinic_code_charset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+    def clean(self):
+        errors = {}
+        if self.country and (len(self.country) != 2 or not self.country.isalpha() or not self.country.isupper()):
+            errors["country"] = "Country must be an ISO 3166-1 alpha-2 code in capitals, e.g. ES."
+        if self.code and not all(ch.isalnum() or ch in "_.-" for ch in self.code):
+            errors["code"] = "Code may contain only letters, digits, '.', '_' and '-'."
+        if errors:
+            raise ValidationError(errors)
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class Membership(CleanConstraintsMixin):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    clinic = models.ForeignKey(
+        Clinic,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="memberships",
+        help_text="Empty only for registry administrators, who see every clinic.",
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="membership_unique_user_clinic"),
+            models.CheckConstraint(
+                condition=Q(role=Role.REGISTRY_ADMIN) | Q(clinic__isnull=False),
+                name="membership_clinic_required_unless_admin",
+            ),
+            models.CheckConstraint(condition=in_choices("role", Role), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        where = self.clinic.code if self.clinic_id else "all clinics"
+        return f"{self.user} - {self.get_role_display()} @ {where}"
+
+    def clean(self):
+        if self.role != Role.REGISTRY_ADMIN and self.clinic_id is None:
+            raise ValidationError({"clinic": "A clinician or coordinator must belong to a clinic."})
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class Patient(CleanConstraintsMixin):
+    registry_id = models.CharField(
+        max_length=40,
+        unique=True,
+        default=new_registry_id,
+        editable=False,
+        help_text="Pseudonymous id; never derived from name, birth date or record number.",
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    sex = models.CharField(max_length=1, choices=Sex.choices)
+    birth_year = models.PositiveSmallIntegerField(help_text="Year only; no full birth dates are stored.")
+    enrolled_on = models.DateField()
+    consent_on = models.DateField("consent date", null=True, blank=True)
+    withdrawn_on = models.DateField(null=True, blank=True)
+    death_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["registry_id"]
+        constraints = [
+            models.CheckConstraint(condition=in_choices("sex", Sex), name="patient_sex_valid"),
+            models.CheckConstraint(
+                condition=Q(birth_year__gte=rules.MIN_BIRTH_YEAR) & Q(birth_year__lte=ExtractYear("enrolled_on")),
+                name="patient_birth_year_plausible",
+            ),
+            models.CheckConstraint(
+                condition=Q(birth_year__gte=ExtractYear("enrolled_on") - rules.MAX_AGE_YEARS),
+                name="patient_age_plausible",
+            ),
+            models.CheckConstraint(
+                condition=Q(withdrawn_on__isnull=True) | Q(withdrawn_on__gte=models.F("enrolled_on")),
+                name="patient_withdrawn_after_enrolled",
+            ),
+            models.CheckConstraint(
+                condition=Q(death_date__isnull=True) | Q(birth_year__lte=ExtractYear("death_date")),
+                name="patient_death_after_birth",
+            ),
+        ]
+        triggers = [
+            # Cross-row rule: a death date before one of the patient's procedures is unstorable.
+            pgtrigger.Trigger(
+                name="patient_death_not_before_procedures",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Update,
+                condition=pgtrigger.Q(new__death_date__isnull=False),
+                func="""
+                IF EXISTS (SELECT 1 FROM registry_procedure p
+                           WHERE p.patient_id = NEW.id AND p.performed_on > NEW.death_date) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'patient_death_not_before_procedures',
+                        MESSAGE = 'Death date cannot be before a procedure of this patient.';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.registry_id
+
+    def clean(self):
+        errors = rules.patient_errors(self)
+        if self.pk and self.death_date and "death_date" not in errors:
+            latest = self.procedures.filter(performed_on__gt=self.death_date).order_by("-performed_on").first()
+            if latest:
+                errors["death_date"] = rules.MSG["death_before_procedure"].format(date=latest.performed_on)
+        if errors:
+            raise ValidationError(errors)
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class Procedure(CleanConstraintsMixin):
+    external_id = models.CharField(
+        "procedure id",
+        max_length=64,
+        unique=True,
+        default=new_procedure_id,
+        help_text="Id in the clinic's own system (kept from imports so reports can be joined back).",
+    )
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="procedures")
+    # Denormalised from the patient (a trigger keeps them equal) so every row-level
+    # filter is one indexed column away.
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="procedures")
+    performed_on = models.DateField()
+    site = models.CharField("anatomical site", max_length=20, choices=Site.choices)
+    laterality = models.CharField(max_length=10, choices=Laterality.choices)
+    target = models.CharField(max_length=20, choices=Target.choices, blank=True)
+    indication = models.CharField(max_length=200, blank=True)
+    cell_source = models.CharField(max_length=12, choices=CellSource.choices)
+    cell_type = models.CharField(max_length=24, choices=CellType.choices)
+    processing = models.CharField(max_length=24, choices=Processing.choices, blank=True)
+    cell_dose_millions = models.DecimalField(
+        "dose (million cells)", max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    volume_ml = models.DecimalField("volume (mL)", max_digits=7, decimal_places=2, null=True, blank=True)
+    carrier = models.CharField(max_length=20, choices=Carrier.choices, blank=True)
+    guidance = models.CharField(max_length=12, choices=Guidance.choices, blank=True)
+    product_lot = models.CharField(max_length=64, blank=True)
+    operator = models.CharField(max_length=120, blank=True, help_text="Operator's staff code, not a name.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-performed_on", "id"]
+        indexes = [
+            # Row-level scoping plus the changelist's default order (selectors.procedures_for_user).
+            models.Index(fields=["clinic", "performed_on"], name="procedure_clinic_date_idx"),
+            # Incidence strata: site x cell type grouping over the cut-off.
+            models.Index(fields=["site", "cell_type", "performed_on"], name="procedure_strata_idx"),
+            # Lot recalls: search by product lot.
+            models.Index(fields=["product_lot"], name="procedure_lot_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=in_choices("site", Site), name="procedure_site_valid"),
+            models.CheckConstraint(condition=in_choices("laterality", Laterality), name="procedure_laterality_valid"),
+            models.CheckConstraint(condition=in_choices("target", Target, blank=True), name="procedure_target_valid"),
+            models.CheckConstraint(condition=in_choices("cell_source", CellSource), name="procedure_cell_source_valid"),
+            models.CheckConstraint(condition=in_choices("cell_type", CellType), name="procedure_cell_type_valid"),
+            models.CheckConstraint(
+                condition=in_choices("processing", Processing, blank=True), name="procedure_processing_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_choices("carrier", Carrier, blank=True), name="procedure_carrier_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_choices("guidance", Guidance, blank=True), name="procedure_guidance_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(cell_dose_millions__isnull=True) | Q(cell_dose_millions__gt=0),
+                name="procedure_dose_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(volume_ml__isnull=True) | Q(volume_ml__gt=0), name="procedure_volume_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(cell_type__in=list(ALLOGENEIC_ONLY_CELL_TYPES)) | Q(cell_source=CellSource.ALLOGENEIC),
+                name="procedure_donor_cells_allogeneic",
+            ),
+            models.CheckConstraint(
+                condition=~Q(cell_type__in=list(rules.EXPANDED_CELL_TYPES))
+                | ~Q(processing=Processing.MINIMALLY_MANIPULATED),
+                name="procedure_expanded_processing",
+            ),
+        ]
+        triggers = [
+            # Cross-row rules: same clinic as the patient; not after death or before birth.
+            pgtrigger.Trigger(
+                name="procedure_matches_patient",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                DECLARE pat RECORD;
+                BEGIN
+                SELECT clinic_id, death_date, birth_year INTO pat FROM registry_patient WHERE id = NEW.patient_id;
+                IF pat.clinic_id IS DISTINCT FROM NEW.clinic_id THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'procedure_clinic_matches_patient',
+                        MESSAGE = 'The procedure''s clinic must be the patient''s clinic.';
+                END IF;
+                IF pat.death_date IS NOT NULL AND NEW.performed_on > pat.death_date THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'procedure_not_after_death',
+                        MESSAGE = 'Procedure date cannot be after the patient''s death date.';
+                END IF;
+                IF EXTRACT(YEAR FROM NEW.performed_on) < pat.birth_year THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'procedure_not_before_birth',
+                        MESSAGE = 'Procedure date cannot be before the patient''s birth year.';
+                END IF;
+                RETURN NEW;
+                END;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id}: {self.get_site_display()} {self.get_cell_type_display()} on {self.performed_on}"
+
+    def clean(self):
+        patient = self.patient if self.patient_id else None
+        if patient is not None and self.clinic_id is None:
+            self.clinic_id = patient.clinic_id
+        errors = rules.procedure_errors(self, patient=patient)
+        if self.pk and self.performed_on and "performed_on" not in errors:
+            # Moving the date later must not leave events or visits before it.
+            from events.models import AdverseEvent
+
+            if AdverseEvent.objects.filter(procedure_id=self.pk, onset_on__lt=self.performed_on).exists():
+                errors["performed_on"] = "An adverse event of this procedure has its onset before this date."
+            elif self.visits.filter(completed_on__lt=self.performed_on).exists():
+                errors["performed_on"] = "A follow-up visit of this procedure was completed before this date."
+        if errors:
+            raise ValidationError(errors)
+
+
+class FollowUpVisitQuerySet(models.QuerySet):
+    def overdue(self, on=None):
+        """Return visits not completed whose window closed before ``on`` (default today)."""
+        on = on or rules.today()
+        return self.filter(completed_on__isnull=True, window_end__lt=on)
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class FollowUpVisit(CleanConstraintsMixin):
+    procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="visits")
+    visit = models.CharField(max_length=10, choices=Visit.choices)
+    due_on = models.DateField()
+    window_start = models.DateField()
+    window_end = models.DateField()
+    completed_on = models.DateField(null=True, blank=True)
+    contact_method = models.CharField(max_length=16, choices=ContactMethod.choices, blank=True)
+    notes = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = FollowUpVisitQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["procedure_id", "due_on"]
+        indexes = [
+            # The overdue filter and the coordinators' chase list: open visits by window end.
+            models.Index(fields=["window_end"], name="visit_open_window_idx", condition=Q(completed_on__isnull=True)),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["procedure", "visit"], name="visit_unique_per_procedure"),
+            models.CheckConstraint(condition=in_choices("visit", Visit), name="visit_label_valid"),
+            models.CheckConstraint(
+                condition=in_choices("contact_method", ContactMethod, blank=True), name="visit_contact_method_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(window_start__lte=models.F("due_on")) & Q(due_on__lte=models.F("window_end")),
+                name="visit_window_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(completed_on__isnull=True) | Q(completed_on__lte=Now()),
+                name="visit_completed_not_in_future",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="visit_not_before_procedure",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                condition=pgtrigger.Q(new__completed_on__isnull=False),
+                func="""
+                IF NEW.completed_on < (SELECT performed_on FROM registry_procedure WHERE id = NEW.procedure_id) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'visit_completed_not_before_procedure',
+                        MESSAGE = 'A visit cannot be completed before the procedure date.';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_visit_display()} (due {self.due_on})"
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.completed_on is None and self.window_end < rules.today()
+
+    def clean(self):
+        performed_on = self.procedure.performed_on if self.procedure_id else None
+        errors = rules.visit_errors(self, performed_on=performed_on)
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,89 @@
+"""factory_boy factories that write through the services, as the admin and API do."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import factory
+from django.contrib.auth import get_user_model
+
+from events import services as event_services
+from events.models import AdverseEvent
+from registry import services
+from registry.models import Clinic, Patient, Procedure
+
+User = get_user_model()
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("correct-horse-battery")
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clinic
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"CL-{n:03d}")
+    name = factory.Sequence(lambda n: f"Clinic {n}")
+    country = "ES"
+    city = "Madrid"
+    gmp_certified = True
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    sex = "F"
+    birth_year = 1970
+    enrolled_on = dt.date(2023, 1, 10)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return services.patient_save(actor=None, patient=model_class(*args, **kwargs))
+
+
+class ProcedureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Procedure
+
+    patient = factory.SubFactory(PatientFactory)
+    clinic = factory.LazyAttribute(lambda o: o.patient.clinic)
+    performed_on = dt.date(2023, 1, 15)
+    site = "knee"
+    laterality = "left"
+    cell_source = "autologous"
+    cell_type = "bmac"
+    processing = "minimally_manipulated"
+    cell_dose_millions = "25.00"
+    carrier = "saline"
+    guidance = "ultrasound"
+    product_lot = factory.Sequence(lambda n: f"LOT-{n:05d}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return services.procedure_save(actor=None, procedure=model_class(*args, **kwargs))
+
+
+class AdverseEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AdverseEvent
+
+    procedure = factory.SubFactory(ProcedureFactory)
+    category = "injection_site_reaction"
+    term = "Knee pain at injection site"
+    onset_on = factory.LazyAttribute(lambda o: o.procedure.performed_on + dt.timedelta(days=1))
+    grade = 1
+    outcome = "recovered"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return event_services.adverse_event_save(actor=None, event=model_class(*args, **kwargs))
