@@ -21,7 +21,7 @@ from events.choices import (
     Grade,
     Outcome,
 )
-from registry.models import CleanConstraintsMixin, Procedure, in_choices
+from registry.models import CleanConstraintsMixin, Procedure, in_choices, related_or_none
 
 
 def new_event_id() -> str:
@@ -168,7 +168,7 @@ class AdverseEvent(CleanConstraintsMixin):
         return self.retracted_at is not None
 
     def clean(self):
-        procedure = self.procedure if self.procedure_id else None
+        procedure = related_or_none(self, "procedure")
         # An onset already on record (say, an imported historical event) may stay
         # where it is when other fields are corrected.
         onset_unchanged = bool(self.pk) and type(self).objects.filter(pk=self.pk, onset_on=self.onset_on).exists()

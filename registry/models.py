@@ -7,7 +7,7 @@ import secrets
 import pghistory
 import pgtrigger
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import ExtractYear, Now
@@ -46,6 +46,18 @@ def in_choices(field: str, choices, *, blank: bool = False) -> Q:
     """Return a Q that holds when ``field`` carries one of the vocabulary's codes."""
     values = list(choices.values) + ([""] if blank else [])
     return Q(**{f"{field}__in": values})
+
+
+def related_or_none(instance: models.Model, field: str):
+    """Return the related object, or None when it is not set yet.
+
+    On an admin add page an inline's parent is an unsaved instance: its id is None
+    but the object (with the values just typed) is cached and worth validating against.
+    """
+    try:
+        return getattr(instance, field)
+    except ObjectDoesNotExist:
+        return None
 
 
 class CleanConstraintsMixin(models.Model):
@@ -314,9 +326,9 @@ class Procedure(CleanConstraintsMixin):
         return f"{self.external_id}: {self.get_site_display()} {self.get_cell_type_display()} on {self.performed_on}"
 
     def clean(self):
-        patient = self.patient if self.patient_id else None
+        patient = related_or_none(self, "patient")
         if patient is not None and self.clinic_id is None:
-            self.clinic_id = patient.clinic_id
+            self.clinic = patient.clinic
         errors = rules.procedure_errors(self, patient=patient)
         if self.pk and self.performed_on and "performed_on" not in errors:
             # Moving the date later must not leave events or visits before it.
@@ -397,7 +409,8 @@ class FollowUpVisit(CleanConstraintsMixin):
         return self.completed_on is None and self.window_end < rules.today()
 
     def clean(self):
-        performed_on = self.procedure.performed_on if self.procedure_id else None
+        procedure = related_or_none(self, "procedure")
+        performed_on = procedure.performed_on if procedure else None
         errors = rules.visit_errors(self, performed_on=performed_on)
         if errors:
             raise ValidationError(errors)

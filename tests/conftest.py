@@ -54,3 +54,9 @@ def charlie(clinic_b):
 @pytest.fixture
 def root(db):
     return _member("root", Role.REGISTRY_ADMIN, None)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2 at full strength costs ~0.3 s a login; the tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,128 @@
+"""Adverse-event data entry: fieldsets, filters, search, and retraction instead of deletion."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+
+from events import services
+from events.admin_inlines import AdverseEventForm
+from events.models import AdverseEvent
+from events.selectors import adverse_events_for_user
+from registry.admin_base import ScopedAdmin, clinic_filter
+
+
+class RetractionForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why the event is withdrawn (duplicate, wrong patient, not an adverse event...).",
+    )
+
+
+class RetractedFilter(admin.SimpleListFilter):
+    title = "retracted"
+    parameter_name = "retracted"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Active"), ("yes", "Retracted")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(retracted_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(retracted_at__isnull=True)
+        return queryset
+
+
+@admin.register(AdverseEvent)
+class AdverseEventAdmin(ScopedAdmin):
+    selector = staticmethod(adverse_events_for_user)
+    save_service = staticmethod(services.adverse_event_save)
+    service_kwarg = "event"
+    form = AdverseEventForm
+    list_display = (
+        "external_id", "term", "category", "grade", "serious", "onset_on", "outcome",
+        "site", "cell_type", "clinic", "is_active",
+    )
+    list_filter = (
+        clinic_filter("procedure__clinic_id"), ("procedure__site", admin.ChoicesFieldListFilter),
+        ("procedure__cell_type", admin.ChoicesFieldListFilter), "category", "grade", "serious",
+        "outcome", RetractedFilter, "onset_on",
+    )
+    search_fields = (
+        "external_id", "term", "meddra_code", "procedure__external_id",
+        "procedure__patient__registry_id", "procedure__product_lot",
+    )
+    autocomplete_fields = ("procedure",)
+    date_hierarchy = "onset_on"
+    readonly_fields = ("recorded_at", "retracted_at", "retracted_by", "retraction_reason")
+    actions = ("retract_selected",)
+    fieldsets = (
+        (
+            "Description",
+            {"fields": ("external_id", "procedure", "category", "term", "meddra_code",
+                        ("onset_on", "onset_estimated"), "grade", "recorded_at")},
+        ),
+        (
+            "Seriousness",
+            {
+                "fields": (
+                    "serious", "serious_death", "serious_life_threatening", "serious_hospitalisation",
+                    "serious_disability", "serious_congenital_anomaly", "serious_medically_important",
+                ),
+                "description": "Serious exactly when at least one ICH E2B criterion holds.",
+            },
+        ),
+        ("Causality (WHO-UMC)", {"fields": ("causality_procedure", "causality_product", "expectedness")}),
+        ("Outcome", {"fields": ("outcome", "resolved_on", "action_taken", "reporter")}),
+        ("Retraction", {"fields": ("retracted_at", "retracted_by", "retraction_reason"), "classes": ("collapse",)}),
+    )
+
+    @admin.display(description="site", ordering="procedure__site")
+    def site(self, obj):
+        return obj.procedure.get_site_display()
+
+    @admin.display(description="cell type", ordering="procedure__cell_type")
+    def cell_type(self, obj):
+        return obj.procedure.get_cell_type_display()
+
+    @admin.display(description="clinic", ordering="procedure__clinic__code")
+    def clinic(self, obj):
+        return obj.procedure.clinic.code
+
+    @admin.display(description="active", boolean=True)
+    def is_active(self, obj):
+        return obj.retracted_at is None
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.retracted_at is not None:
+            # A retracted event is frozen: every field is read-only.
+            return [f.name for f in self.model._meta.fields if f.name != "id"]
+        return super().get_readonly_fields(request, obj)
+
+    @admin.action(description="Retract selected adverse events (with a reason)", permissions=["change"])
+    def retract_selected(self, request, queryset):
+        queryset = queryset.filter(retracted_at__isnull=True)
+        form = RetractionForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            done = 0
+            for event in queryset:
+                try:
+                    services.adverse_event_retract(actor=request.user, event=event, reason=form.cleaned_data["reason"])
+                    done += 1
+                except ValidationError as exc:
+                    self.message_user(request, f"{event}: {'; '.join(exc.messages)}", messages.ERROR)
+            self.message_user(request, f"Retracted {done} adverse event(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Retract adverse events",
+            "events": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/events/retract_confirmation.html", context)

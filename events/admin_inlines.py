@@ -1,0 +1,49 @@
+"""The adverse-event inline shown on the procedure page."""
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+
+from events.models import AdverseEvent
+
+RETRACTED_FROZEN = "This adverse event is retracted and can no longer be edited."
+
+
+class AdverseEventForm(forms.ModelForm):
+    """Refuses edits of a retracted event: it is kept exactly as it was for the audit."""
+
+    class Meta:
+        model = AdverseEvent
+        exclude = ()
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and self.instance.retracted_at and self.has_changed():
+            raise ValidationError(RETRACTED_FROZEN)
+        return cleaned
+
+
+class AdverseEventInline(admin.StackedInline):
+    model = AdverseEvent
+    form = AdverseEventForm
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = (
+        ("category", "term", "meddra_code"),
+        ("onset_on", "onset_estimated", "grade"),
+        (
+            "serious", "serious_death", "serious_life_threatening", "serious_hospitalisation",
+            "serious_disability", "serious_congenital_anomaly", "serious_medically_important",
+        ),
+        ("causality_procedure", "causality_product", "expectedness"),
+        ("outcome", "resolved_on", "action_taken", "reporter"),
+        "retraction_state",
+    )
+    readonly_fields = ("retraction_state",)
+
+    @admin.display(description="retraction")
+    def retraction_state(self, obj):
+        if obj.pk and obj.retracted_at:
+            return f"Retracted {obj.retracted_at:%Y-%m-%d} by {obj.retracted_by}: {obj.retraction_reason}"
+        return "-"

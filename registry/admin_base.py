@@ -1,0 +1,161 @@
+"""Admin building blocks shared by every clinical ModelAdmin.
+
+The admin is the data-entry screen, not a second rules engine: rows come from
+the selectors, writes go through the services, and every picker, filter and
+history page is limited to the clinics the user may see.
+"""
+
+from __future__ import annotations
+
+import pghistory.models
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from registry import selectors
+
+
+def clinic_filter(path: str, title: str = "clinic"):
+    """Return a list filter over the clinics the user may see (never other clinics' names)."""
+
+    class ClinicFilter(admin.SimpleListFilter):
+        parameter_name = "clinic"
+
+        def lookups(self, request, model_admin):
+            return [(c.pk, c.code) for c in selectors.clinics_for_user(request.user).only("pk", "code")]
+
+        def queryset(self, request, queryset):
+            value = self.value()
+            if value is None:
+                return queryset
+            if not value.isdigit():
+                return queryset.none()
+            return queryset.filter(**{path: int(value)})
+
+    ClinicFilter.title = _(title)
+    return ClinicFilter
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    """Visits whose window closed without completion (path to the visit given by subclasses)."""
+
+    title = _("overdue")
+    parameter_name = "overdue"
+    visit_path = ""
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Overdue")), ("no", _("Not overdue"))]
+
+    def queryset(self, request, queryset):
+        from registry.models import FollowUpVisit
+
+        if self.value() not in ("yes", "no"):
+            return queryset
+        overdue_ids = FollowUpVisit.objects.overdue().values("pk" if not self.visit_path else "procedure_id")
+        lookup = "pk__in" if not self.visit_path else f"{self.visit_path}__in"
+        if self.value() == "yes":
+            return queryset.filter(**{lookup: overdue_ids}).distinct()
+        return queryset.exclude(**{lookup: overdue_ids})
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose rows, pickers and history follow registry.selectors.
+
+    Subclasses set ``selector`` (a function of the user returning a queryset) and
+    ``save_service`` (a function taking actor= and the instance by ``service_kwarg``).
+    """
+
+    selector = None
+    save_service = None
+    service_kwarg = ""
+    object_history_template = "admin/registry/object_history.html"
+
+    def get_queryset(self, request) -> QuerySet:
+        qs = type(self).selector(request.user)
+        ordering = self.get_ordering(request)
+        return qs.order_by(*ordering) if ordering else qs
+
+    # Limits every foreign-key picker (select, autocomplete source, raw-id lookup) to visible rows.
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        limited = scoped_choices(db_field.related_model, request.user)
+        if limited is not None:
+            kwargs["queryset"] = limited
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_delete_permission(self, request, obj=None):
+        # Clinical data is never deleted from the data-entry screen; events are retracted.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        service = type(self).save_service
+        try:
+            service(actor=request.user, **{self.service_kwarg: obj})
+        except ValidationError as exc:  # raced with another edit between form validation and save
+            raise PermissionDenied(exc.messages) from exc
+
+    def save_formset(self, request, form, formset, change):
+        service, kwarg = inline_save_service(formset.model)
+        for instance in formset.save(commit=False):
+            service(actor=request.user, **{kwarg: instance})
+        formset.save_m2m()
+
+    def history_view(self, request, object_id, extra_context=None):
+        # get_object() goes through get_queryset(): another clinic's id answers 404.
+        obj = self.get_object(request, object_id)
+        extra_context = dict(extra_context or {})
+        if obj is not None:
+            extra_context["audit_events"] = audit_events_for(obj)
+        return super().history_view(request, object_id, extra_context=extra_context)
+
+    def get_readonly_fields(self, request, obj=None):
+        return tuple(super().get_readonly_fields(request, obj))
+
+
+def audit_events_for(obj) -> list:
+    """Return the pghistory events of ``obj`` (who, when, what changed), oldest first."""
+    from django.contrib.auth import get_user_model
+
+    events = list(pghistory.models.Events.objects.tracks(obj).order_by("pgh_created_at", "pgh_id"))
+    user_ids = {(ev.pgh_context or {}).get("user") for ev in events} - {None}
+    names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    for ev in events:
+        ev.actor_name = names.get((ev.pgh_context or {}).get("user"), "")
+    return events
+
+
+def inline_save_service(model):
+    """Return (service, keyword) that saves an inline row of ``model``."""
+    from events.models import AdverseEvent
+    from events.services import adverse_event_save
+    from registry import services
+    from registry.models import FollowUpVisit, Procedure
+
+    return {
+        Procedure: (services.procedure_save, "procedure"),
+        FollowUpVisit: (services.visit_save, "visit"),
+        AdverseEvent: (adverse_event_save, "event"),
+    }[model]
+
+
+def scoped_choices(model, user):
+    """Return the visible rows of ``model`` for pickers, or None if it is not clinic-scoped."""
+    from events.models import AdverseEvent
+    from events.selectors import adverse_events_for_user
+    from registry.models import Clinic, FollowUpVisit, Patient, Procedure
+
+    mapping = {
+        Clinic: selectors.clinics_for_user,
+        Patient: selectors.patients_for_user,
+        Procedure: selectors.procedures_for_user,
+        FollowUpVisit: selectors.visits_for_user,
+        AdverseEvent: adverse_events_for_user,
+    }
+    selector = mapping.get(model)
+    return selector(user) if selector else None
+
+
+def message_validation_error(request, exc: ValidationError) -> None:
+    """Show a service's ValidationError to the admin user."""
+    for msg in exc.messages:
+        messages.error(request, msg)
