@@ -406,7 +406,7 @@ class FollowUpVisit(CleanConstraintsMixin):
 
     @property
     def is_overdue(self) -> bool:
-        return self.completed_on is None and self.window_end < rules.today()
+        return self.completed_on is None and self.window_end is not None and self.window_end < rules.today()
 
     def clean(self):
         procedure = related_or_none(self, "procedure")
