@@ -14,7 +14,13 @@ class AdverseEventForm(forms.ModelForm):
 
     class Meta:
         model = AdverseEvent
-        exclude = ()
+        fields = (
+            "external_id", "procedure", "category", "term", "meddra_code", "onset_on", "onset_estimated", "grade",
+            "serious", "serious_death", "serious_life_threatening", "serious_hospitalisation",
+            "serious_disability", "serious_congenital_anomaly", "serious_medically_important",
+            "causality_procedure", "causality_product", "expectedness",
+            "outcome", "resolved_on", "action_taken", "reporter",
+        )
 
     def clean(self):
         cleaned = super().clean()

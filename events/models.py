@@ -21,7 +21,14 @@ from events.choices import (
     Grade,
     Outcome,
 )
-from registry.models import CleanConstraintsMixin, Procedure, in_choices, related_or_none
+from registry.models import (
+    CleanConstraintsMixin,
+    Procedure,
+    VersionedModel,
+    bump_version_trigger,
+    in_choices,
+    related_or_none,
+)
 
 
 def new_event_id() -> str:
@@ -41,7 +48,7 @@ for _field in SERIOUS_CRITERIA.values():
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class AdverseEvent(CleanConstraintsMixin):
+class AdverseEvent(VersionedModel, CleanConstraintsMixin):
     external_id = models.CharField(
         "event id",
         max_length=64,
@@ -144,6 +151,7 @@ class AdverseEvent(CleanConstraintsMixin):
             ),
         ]
         triggers = [
+            bump_version_trigger("ae"),
             pgtrigger.Protect(name="ae_never_hard_deleted", operation=pgtrigger.Delete),
             pgtrigger.Trigger(
                 name="ae_onset_not_before_procedure",

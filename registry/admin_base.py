@@ -8,12 +8,15 @@ history page is limited to the clinics the user may see.
 from __future__ import annotations
 
 import pghistory.models
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 
 from registry import selectors
+from registry.models import ConcurrentUpdate, VersionedModel
 
 
 def clinic_filter(path: str, title: str = "clinic"):
@@ -59,6 +62,30 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset.exclude(**{lookup: overdue_ids})
 
 
+STALE_MESSAGE = (
+    "Someone else changed this record after you opened it. Your changes were not saved; "
+    "the page now shows the current values."
+)
+
+
+class VersionCheckForm(forms.ModelForm):
+    """Carries the version the user started editing, so a later save cannot overwrite another's."""
+
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["expected_version"].initial = self.instance.version
+
+    def clean(self):
+        cleaned = super().clean()
+        expected = cleaned.get("expected_version")
+        if self.instance.pk and expected is not None and expected != self.instance.version:
+            raise ValidationError(STALE_MESSAGE, code="stale")
+        return cleaned
+
+
 class ScopedAdmin(admin.ModelAdmin):
     """A ModelAdmin whose rows, pickers and history follow registry.selectors.
 
@@ -87,11 +114,36 @@ class ScopedAdmin(admin.ModelAdmin):
         # Clinical data is never deleted from the data-entry screen; events are retracted.
         return False
 
-    def save_model(self, request, obj, form, change):
-        service = type(self).save_service
+    def _versioned(self) -> bool:
+        return issubclass(self.model, VersionedModel)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if self._versioned() and not issubclass(self.form, VersionCheckForm):
+            kwargs.setdefault("form", type(f"{self.form.__name__}Versioned", (VersionCheckForm, self.form), {}))
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self._versioned() or obj is None:
+            return fieldsets
+        (name, options), *rest = fieldsets
+        return [(name, {**options, "fields": (*options["fields"], "expected_version")}), *rest]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
-            service(actor=request.user, **{self.service_kwarg: obj})
-        except ValidationError as exc:  # raced with another edit between form validation and save
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ConcurrentUpdate:
+            # Lost the race inside the UPDATE itself: the transaction rolled back, nothing was written.
+            messages.error(request, STALE_MESSAGE)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request, obj, form, change):
+        expected = form.cleaned_data.get("expected_version")
+        if change and expected is not None:
+            obj.version = expected
+        try:
+            type(self).save_service(actor=request.user, **{self.service_kwarg: obj})
+        except ValidationError as exc:  # a rule that only the service sees (it re-validates under lock)
             raise PermissionDenied(exc.messages) from exc
 
     def save_formset(self, request, form, formset, change):

@@ -313,7 +313,7 @@ def _event_rates(procedure: Procedure, *, gmp: bool) -> dict[str, float]:
         Category.IMMUNE_REACTION: 0.04 if allogeneic else 0.005,
         # carrier solutions cause some of them
         Category.ALLERGIC_REACTION: 0.006 + (0.015 if allogeneic else 0) + (0.01 if hyaluronic else 0),
-        Category.NEOPLASM: 0.003,
+        Category.NEOPLASM: 0.005,
         Category.NEUROLOGICAL: 0.05 if procedure.site == Site.SPINE else 0.003,
         Category.THROMBOEMBOLIC: 0.004 if procedure.site in (Site.KNEE, Site.HIP) else 0.001,
         Category.OTHER: 0.08 if procedure.cell_type in AUTOLOGOUS_HARVEST else 0.01,

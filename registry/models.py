@@ -60,6 +60,51 @@ def related_or_none(instance: models.Model, field: str):
         return None
 
 
+class ConcurrentUpdate(Exception):
+    """The row changed since the version the writer read: its write would overwrite someone else's."""
+
+
+def bump_version_trigger(prefix: str) -> pgtrigger.Trigger:
+    """Return the trigger that increments ``version`` on every UPDATE, whatever issued it."""
+    return pgtrigger.Trigger(
+        name=f"{prefix}_bump_version",
+        when=pgtrigger.Before,
+        operation=pgtrigger.Update,
+        func="NEW.version := OLD.version + 1; RETURN NEW;",
+    )
+
+
+class VersionedModel(models.Model):
+    """Optimistic concurrency: every save compares the version inside its UPDATE.
+
+    ``UPDATE ... WHERE id = %s AND version = %s`` matches no row when someone else
+    wrote first, so two racing edits can never both win. The database trigger made
+    by bump_version_trigger() increments the version on every UPDATE, including
+    imports, bulk updates and raw SQL, so an ETag built on it never lies.
+    """
+
+    version = models.PositiveIntegerField(default=1, db_default=1, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        values = [v for v in values if v[0].attname != "version"]  # the trigger owns it
+        expected = self.version
+        updated = super()._do_update(
+            base_qs.filter(version=expected), using, pk_val, values, update_fields, forced_update
+        )
+        if updated:
+            self.version = expected + 1
+            return True
+        if base_qs.filter(pk=pk_val).exists():
+            raise ConcurrentUpdate(
+                f"{self._meta.verbose_name} {pk_val} was changed by someone else "
+                f"(version {expected} is no longer current)."
+            )
+        return False
+
+
 class CleanConstraintsMixin(models.Model):
     """Validate single-row rules once, in clean(), with field-level messages.
 
@@ -146,7 +191,7 @@ class Membership(CleanConstraintsMixin):
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class Patient(CleanConstraintsMixin):
+class Patient(VersionedModel, CleanConstraintsMixin):
     registry_id = models.CharField(
         max_length=40,
         unique=True,
@@ -186,6 +231,7 @@ class Patient(CleanConstraintsMixin):
             ),
         ]
         triggers = [
+            bump_version_trigger("patient"),
             # Cross-row rule: a death date before one of the patient's procedures is unstorable.
             pgtrigger.Trigger(
                 name="patient_death_not_before_procedures",
@@ -218,7 +264,7 @@ class Patient(CleanConstraintsMixin):
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class Procedure(CleanConstraintsMixin):
+class Procedure(VersionedModel, CleanConstraintsMixin):
     external_id = models.CharField(
         "procedure id",
         max_length=64,
@@ -292,6 +338,7 @@ class Procedure(CleanConstraintsMixin):
             ),
         ]
         triggers = [
+            bump_version_trigger("procedure"),
             # Cross-row rules: same clinic as the patient; not after death or before birth.
             pgtrigger.Trigger(
                 name="procedure_matches_patient",
@@ -350,7 +397,7 @@ class FollowUpVisitQuerySet(models.QuerySet):
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class FollowUpVisit(CleanConstraintsMixin):
+class FollowUpVisit(VersionedModel, CleanConstraintsMixin):
     procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="visits")
     visit = models.CharField(max_length=10, choices=Visit.choices)
     due_on = models.DateField()
@@ -385,6 +432,7 @@ class FollowUpVisit(CleanConstraintsMixin):
             ),
         ]
         triggers = [
+            bump_version_trigger("visit"),
             pgtrigger.Trigger(
                 name="visit_not_before_procedure",
                 when=pgtrigger.Before,

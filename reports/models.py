@@ -1,0 +1,178 @@
+"""Incidence runs and their stored results: a succeeded run is an immutable snapshot."""
+
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from reports.choices import HORIZONS, CIMethod, RunStatus, Stratum, Trigger
+
+_FROZEN_FIELDS = (
+    "strata",
+    "outcomes",
+    "cutoff_on",
+    "onset_window_days",
+    "ci_method",
+    "clinic_ids",
+    "requested_by_id",
+    "trigger",
+    "created_at",
+)
+_FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED]
+
+
+class IncidenceRun(models.Model):
+    """A request for an incidence report, its progress, and (once succeeded) its snapshot."""
+
+    # parameters (frozen at creation by a trigger)
+    strata = ArrayField(
+        models.CharField(max_length=16, choices=Stratum.choices),
+        default=list,
+        blank=True,
+        help_text="Stratum columns in report order; margins cover every subset.",
+    )
+    outcomes = ArrayField(models.CharField(max_length=32), help_text="Outcome codes, in report order.")
+    cutoff_on = models.DateField("data cut-off date")
+    onset_window_days = models.PositiveIntegerField(
+        "onset window (days)",
+        null=True,
+        blank=True,
+        help_text="Only events with onset at most this many days after the procedure qualify.",
+    )
+    ci_method = models.CharField(
+        "proportion interval", max_length=16, choices=CIMethod.choices, default=CIMethod.WILSON
+    )
+    clinic_ids = ArrayField(
+        models.BigIntegerField(),
+        null=True,
+        blank=True,
+        help_text="Clinics the report covers, fixed from the requester's scope; empty means every clinic.",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    trigger = models.CharField(max_length=12, choices=Trigger.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # progress
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    task_id = models.CharField(max_length=64, blank=True, help_text="Celery task holding the claim.")
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_by = models.CharField(max_length=200, blank=True, help_text="Worker host and process id.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Reclaiming stale runs (services.incidence_runs_requeue_stale): runs by status and claim age.
+            models.Index(fields=["status", "claimed_at"], name="incidencerun_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="incidencerun_status_valid"),
+            models.CheckConstraint(condition=Q(ci_method__in=CIMethod.values), name="incidencerun_ci_method_valid"),
+            models.CheckConstraint(condition=Q(trigger__in=Trigger.values), name="incidencerun_trigger_valid"),
+            models.CheckConstraint(
+                condition=Q(status=RunStatus.QUEUED) | Q(claimed_at__isnull=False),
+                name="incidencerun_claimed_unless_queued",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=_FINISHED, finished_at__isnull=False)
+                | (~Q(status__in=_FINISHED) & Q(finished_at__isnull=True)),
+                name="incidencerun_finished_iff_done",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=RunStatus.FAILED) | ~Q(error=""), name="incidencerun_failure_has_error"
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="incidencerun_succeeded_is_immutable",
+                operation=pgtrigger.Update | pgtrigger.Delete,
+                condition=pgtrigger.Q(old__status=RunStatus.SUCCEEDED),
+            ),
+            pgtrigger.Protect(
+                name="incidencerun_parameters_frozen",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange(*_FROZEN_FIELDS),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        by = " x ".join(self.strata) or "overall"
+        return f"Incidence run #{self.pk} ({by}, cut-off {self.cutoff_on}): {self.get_status_display()}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.claimed_at and self.finished_at:
+            return (self.finished_at - self.claimed_at).total_seconds()
+        return None
+
+
+def _km_fields() -> dict[str, models.Field]:
+    fields: dict[str, models.Field] = {}
+    for label, day in HORIZONS:
+        fields[f"km_cuminc_{label}"] = models.FloatField(
+            null=True, blank=True, help_text=f"Kaplan-Meier 1 - S({day}); empty when nobody was followed {day} days."
+        )
+        fields[f"km_cuminc_{label}_ci_low"] = models.FloatField(null=True, blank=True)
+        fields[f"km_cuminc_{label}_ci_high"] = models.FloatField(null=True, blank=True)
+    return fields
+
+
+class IncidenceResult(models.Model):
+    """One stratum (or margin) and outcome of a run; written once, with the status flip."""
+
+    run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="results")
+    position = models.PositiveIntegerField(help_text="Order of the row in the report.")
+    stratum = models.JSONField(help_text='Stratum values by column; margins carry "ALL".')
+    outcome = models.CharField(max_length=32)
+    procedures = models.PositiveIntegerField()
+    cases = models.PositiveIntegerField()
+    person_days = models.BigIntegerField()
+    proportion = models.FloatField(null=True, blank=True)
+    proportion_ci_low = models.FloatField(null=True, blank=True)
+    proportion_ci_high = models.FloatField(null=True, blank=True)
+    person_years = models.FloatField()
+    rate_per_100py = models.FloatField("rate per 100 person-years", null=True, blank=True)
+    rate_ci_low = models.FloatField(null=True, blank=True)
+    rate_ci_high = models.FloatField(null=True, blank=True)
+    locals().update(_km_fields())
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="incidenceresult_unique_position"),
+            models.CheckConstraint(condition=Q(cases__lte=models.F("procedures")), name="incidenceresult_cases_le_n"),
+        ]
+        triggers = [
+            # A succeeded run is a snapshot: its rows can be neither added, changed nor removed.
+            pgtrigger.Trigger(
+                name="incidenceresult_snapshot_immutable",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
+                func="""
+                IF TG_OP <> 'INSERT' AND 'succeeded' = (SELECT status FROM reports_incidencerun r
+                                                        WHERE r.id = OLD.run_id) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'restrict_violation',
+                        MESSAGE = 'Results of a succeeded incidence run cannot be changed.';
+                END IF;
+                IF TG_OP <> 'DELETE' AND 'succeeded' = (SELECT status FROM reports_incidencerun r
+                                                        WHERE r.id = NEW.run_id) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'restrict_violation',
+                        MESSAGE = 'Results of a succeeded incidence run cannot be changed.';
+                END IF;
+                IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = ", ".join(f"{k}={v}" for k, v in self.stratum.items()) or "overall"
+        return f"{self.outcome} @ {where}"

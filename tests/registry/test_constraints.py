@@ -149,9 +149,12 @@ def test_a_visit_cannot_be_completed_before_the_procedure(ae):
 
 
 def test_an_adverse_event_is_never_hard_deleted(ae):
-    with pytest.raises(Exception, match="ae_never_hard_deleted|Cannot delete"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM events_adverseevent WHERE id = %s", [ae.pk])
+    with (
+        pytest.raises(Exception, match=r"ae_never_hard_deleted|Cannot delete"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM events_adverseevent WHERE id = %s", [ae.pk])
     assert AdverseEvent.objects.filter(pk=ae.pk).exists()
 
 
