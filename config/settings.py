@@ -34,7 +34,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_standardized_errors",
+    "axes",
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
@@ -55,7 +59,18 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Attaches the requesting user and URL to every audit event written in a request.
     "pghistory.middleware.HistoryMiddleware",
+    # Locks out a username after repeated failed logins (admin and API token endpoint).
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -110,9 +125,62 @@ X_FRAME_OPTIONS = "DENY"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.RegistryCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_USER_RATE", "1200/minute"),
+        "anon": env_str("API_ANON_RATE", "60/minute"),
+        "login": env_str("API_LOGIN_RATE", "20/minute"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+DRF_STANDARDIZED_ERRORS = {
+    "EXCEPTION_HANDLER_CLASS": "registry.api.errors.RegistryExceptionHandler",
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+}
+_ERR = "drf_standardized_errors.openapi_serializers"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Stem-cell therapy adverse event registry API",
+    "DESCRIPTION": (
+        "Clinics record pseudonymous patients, procedures, follow-up visits and adverse events. "
+        "Every row is limited to the caller's clinics. POST accepts Idempotency-Key; PUT/PATCH require "
+        "If-Match with the ETag from GET. Errors share one body: {type, errors: [{code, detail, attr}]}."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ValidationErrorEnum": f"{_ERR}.ValidationErrorEnum.choices",
+        "ClientErrorEnum": f"{_ERR}.ClientErrorEnum.choices",
+        "ServerErrorEnum": f"{_ERR}.ServerErrorEnum.choices",
+        "ErrorCode401Enum": f"{_ERR}.ErrorCode401Enum.choices",
+        "ErrorCode403Enum": f"{_ERR}.ErrorCode403Enum.choices",
+        "ErrorCode404Enum": f"{_ERR}.ErrorCode404Enum.choices",
+        "ErrorCode405Enum": f"{_ERR}.ErrorCode405Enum.choices",
+        "ErrorCode406Enum": f"{_ERR}.ErrorCode406Enum.choices",
+        "ErrorCode415Enum": f"{_ERR}.ErrorCode415Enum.choices",
+        "ErrorCode429Enum": f"{_ERR}.ErrorCode429Enum.choices",
+        "ErrorCode500Enum": f"{_ERR}.ErrorCode500Enum.choices",
+        "CausalityEnum": "events.choices.Causality",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
+}
+
+# Throttle counters must be shared by every web worker; Redis when configured.
+_cache_url = env_str("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # Celery (config/celery_app.py reads the CELERY_ namespace).

@@ -463,8 +463,9 @@ def demo_patient_create(
         summary.created["deaths"] += 1
     if index % 50 == 17:  # a few mistaken reports, retracted with a reason rather than deleted
         term, reason = RETRACTIONS[(index // 50) % len(RETRACTIONS)]
-        mistaken = _event(rng, procedure=procedures[0], category=Category.INJECTION_SITE_REACTION,
-                          observed_until=followed_until)  # fmt: skip
+        mistaken = _event(
+            rng, procedure=procedures[0], category=Category.INJECTION_SITE_REACTION, observed_until=followed_until
+        )
         if mistaken is not None:
             mistaken.term = term
             event_services.adverse_event_save(actor=None, event=mistaken)
@@ -481,18 +482,29 @@ def load_demo_data(*, seed: int = SEED, patients: int = DEFAULT_PATIENTS, today:
     """
     today = today or rules.today()
     summary = DemoSummary()
-    ids_rng = random.Random(f"{seed}:registry-ids")  # drawn apart so ids never depend on the dates
-    specs = [ids_rng.choices(CLINICS, weights=[c.share for c in CLINICS])[0] for _ in range(patients)]
-    registry_ids = [_code(ids_rng, "P-") for _ in range(patients)]
+    # Drawn apart from the patients' details, and index by index, so the ids (the idempotency
+    # key) depend neither on today's date nor on --patients: a larger load extends a smaller one.
+    ids_rng = random.Random(f"{seed}:registry-ids")
+    registry_ids, specs = [], []
+    for _ in range(patients):
+        registry_ids.append(_code(ids_rng, "P-"))
+        specs.append(ids_rng.choices(CLINICS, weights=[c.share for c in CLINICS])[0])
     with transaction.atomic(), pghistory.context(action="load_demo_data") as audit:
         clinics = demo_clinics_ensure(today=today, summary=summary)
         users = demo_users_ensure(clinics=clinics, summary=summary)
         existing = set(Patient.objects.filter(registry_id__in=registry_ids).values_list("registry_id", flat=True))
         for index, (registry_id, spec) in enumerate(zip(registry_ids, specs, strict=True)):
             if registry_id not in existing:
-                demo_patient_create(index=index, seed=seed, registry_id=registry_id, spec=spec,
-                                    clinic=clinics[spec.code], today=today, retractor=users["registry_admin"],
-                                    summary=summary)  # fmt: skip
+                demo_patient_create(
+                    index=index,
+                    seed=seed,
+                    registry_id=registry_id,
+                    spec=spec,
+                    clinic=clinics[spec.code],
+                    today=today,
+                    retractor=users["registry_admin"],
+                    summary=summary,
+                )
         # Each service nests its own pghistory.context, which overwrites the shared context's
         # metadata; put back the name of what actually wrote these rows.
         pghistory.models.Context.objects.filter(pk=audit.id).update(metadata={"action": "load_demo_data"})

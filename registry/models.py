@@ -462,3 +462,27 @@ class FollowUpVisit(VersionedModel, CleanConstraintsMixin):
         errors = rules.visit_errors(self, performed_on=performed_on)
         if errors:
             raise ValidationError(errors)
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to an API POST sent with an Idempotency-Key (see registry.api.idempotency)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    response_headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")]
+        indexes = [
+            # Nightly purge of keys older than their retention (registry.tasks.purge_idempotency_keys).
+            models.Index(fields=["created_at"], name="idempotency_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

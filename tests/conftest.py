@@ -7,6 +7,8 @@ charlie: clinician at clinic B; dora: coordinator at clinic A; root: registry ad
 from __future__ import annotations
 
 import pytest
+from django.http import HttpRequest
+from django.test import Client
 
 from registry import services
 from registry.choices import Role
@@ -60,3 +62,16 @@ def root(db):
 def _fast_password_hashing(settings):
     # PBKDF2 at full strength costs ~0.3 s a login; the tests log in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+class RegistryClient(Client):
+    """The test client, logging in through the real backends (django-axes needs a request)."""
+
+    def login(self, **credentials):
+        credentials.setdefault("request", HttpRequest())
+        return super().login(**credentials)
+
+
+@pytest.fixture
+def client():
+    return RegistryClient()

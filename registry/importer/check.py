@@ -10,7 +10,6 @@ queries (load_stored); nothing here queries per row or writes.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -129,7 +128,7 @@ def load_stored(*, parsed: Parsed) -> Stored:
     for values in _fetch(
         f"""SELECT e.external_id, pr.external_id, {", ".join("e." + f for f in _EVENT_VALUES[1:])}
             FROM events_adverseevent e JOIN registry_procedure pr ON pr.id = e.procedure_id
-            WHERE e.retracted_at IS NOT NULL AND e.external_id = ANY(%s)""",
+            WHERE e.retracted_at IS NOT NULL AND e.external_id = ANY(%s)""",  # noqa: S608 - column names are constants
         [event_keys],
     ):
         stored.retracted[values[0]] = values[1:]

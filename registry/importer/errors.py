@@ -18,6 +18,8 @@ class RowError:
     message: str
 
     def __str__(self) -> str:
+        if self.line == 0:  # about the folder or the database, not a cell
+            return f"{self.file}: {self.message}"
         return f"{self.file} line {self.line}, column {self.column}: {self.message}"
 
 

@@ -324,7 +324,9 @@ def read_folder(*, folder: Path) -> Parsed:
             parsed.present.add(name)
             layouts[name] = _read_header(path, SPECS[name], parsed.errors)
     if not parsed.present:
-        parsed.errors.append(RowError(str(folder), 0, "-", f"No import files found; expected any of {', '.join(FILES)}."))
+        parsed.errors.append(
+            RowError(str(folder), 0, "-", f"No import files found; expected any of {', '.join(FILES)}.")
+        )
     if parsed.errors:
         # Rows read against a wrong header would only bury the real problem in noise.
         return parsed
@@ -403,9 +405,15 @@ def _read_rows(path: Path, spec: FileSpec, layout: list[Column], parsed: Parsed)
                     if key in seen:
                         ids = "/".join(str(k) for k in key)
                         message = f"Duplicate {'/'.join(spec.column_of[a] for a in spec.key)} {ids!r}"
-                        errors.append(RowError(spec.name, line, spec.column_of[spec.key[0]], message + f" (first on line {seen[key]})."))
+                        errors.append(
+                            RowError(
+                                spec.name, line, spec.column_of[spec.key[0]], message + f" (first on line {seen[key]})."
+                            )
+                        )
                         continue
                     seen[key] = line
                 rows.append(row)
         except (UnicodeDecodeError, csv.Error) as exc:
-            errors.append(RowError(spec.name, end + 1, "-", f"Unreadable from here on ({exc}); files must be UTF-8 CSV."))
+            errors.append(
+                RowError(spec.name, end + 1, "-", f"Unreadable from here on ({exc}); files must be UTF-8 CSV.")
+            )

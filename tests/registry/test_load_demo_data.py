@@ -168,10 +168,22 @@ class LoadDemoDataTests(TestCase):
         assert _counts() == before
         assert apps.get_model("events", "AdverseEventEvent").objects.count() == history_before
 
+    def test_a_larger_load_adds_only_the_extra_patients(self):
+        summary = demo.load_demo_data(patients=demo.DEFAULT_PATIENTS + 5)
+        assert summary.created["patients"] == 5
+        assert summary.created["clinics"] == summary.created["users"] == 0
+        assert Patient.objects.count() == demo.DEFAULT_PATIENTS + 5
+
     def test_the_demo_users_can_log_in_to_the_admin(self):
+        # Through the login form, as a person would (and as django-axes wants: with a request).
         for username in ("clinician_madrid", "clinician_berlin", "coordinator_madrid", "registry_admin"):
-            assert self.client.login(username=username, password=demo.DEMO_PASSWORD), username
-            assert self.client.get("/admin/").status_code == 200
+            credentials = {"username": username, "password": demo.DEMO_PASSWORD}
+            response = self.client.post("/admin/login/?next=/admin/", credentials)
+            assert response.status_code == 302, username
+            assert response.headers["Location"] == "/admin/"
+            index = self.client.get("/admin/")
+            assert index.status_code == 200
+            assert index.context["user"].username == username
             self.client.logout()
 
     def test_the_demo_users_have_their_roles(self):

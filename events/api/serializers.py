@@ -1,0 +1,78 @@
+"""Adverse-event serializers (explicit fields only)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from events.models import AdverseEvent
+from registry import selectors
+from registry.api.base import RegistrySerializer
+from registry.models import Procedure
+
+
+class AdverseEventSerializer(RegistrySerializer):
+    event_id = serializers.CharField(
+        source="external_id",
+        max_length=64,
+        required=False,
+        help_text="Your system's id for the event; generated when omitted; fixed after creation.",
+    )
+    procedure = serializers.SlugRelatedField(
+        slug_field="external_id", queryset=Procedure.objects.none(), help_text="The procedure id."
+    )
+    retracted = serializers.BooleanField(source="is_retracted", read_only=True)
+
+    class Meta:
+        model = AdverseEvent
+        fields = (
+            "id",
+            "event_id",
+            "procedure",
+            "category",
+            "term",
+            "meddra_code",
+            "onset_on",
+            "onset_estimated",
+            "recorded_at",
+            "grade",
+            "serious",
+            "serious_death",
+            "serious_life_threatening",
+            "serious_hospitalisation",
+            "serious_disability",
+            "serious_congenital_anomaly",
+            "serious_medically_important",
+            "causality_procedure",
+            "causality_product",
+            "expectedness",
+            "outcome",
+            "resolved_on",
+            "action_taken",
+            "reporter",
+            "retracted",
+            "retracted_at",
+            "retraction_reason",
+            "version",
+            "updated_at",
+        )
+        read_only_fields = (
+            "id",
+            "recorded_at",
+            "retracted",
+            "retracted_at",
+            "retraction_reason",
+            "version",
+            "updated_at",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scope("procedure", selectors.procedures_for_user)
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            self.fields["event_id"].read_only = True
+
+
+class RetractionSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why the event is withdrawn (duplicate, wrong patient, not an adverse event...)."
+    )

@@ -1,0 +1,69 @@
+"""One error body for every API failure: {"type", "errors": [{"code", "detail", "attr"}]}.
+
+drf-standardized-errors formats DRF's exceptions; this handler first turns the
+services' Django ValidationError (field-level, from the same rules the admin uses)
+and a lost optimistic-concurrency race into their HTTP equivalents.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_standardized_errors.handler import ExceptionHandler
+from drf_standardized_errors.openapi_serializers import ClientErrorEnum
+from rest_framework import exceptions, serializers, status
+from rest_framework.serializers import as_serializer_error
+
+from registry.models import ConcurrentUpdate
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The resource changed since the version named in If-Match; fetch it again."
+    default_code = "stale_version"
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_detail = 'Updates must send If-Match with the ETag of the version being changed (e.g. If-Match: "3").'
+    default_code = "if_match_required"
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was already used with a different request body."
+    default_code = "idempotency_key_reused"
+
+
+class RegistryExceptionHandler(ExceptionHandler):
+    def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, DjangoValidationError):
+            return exceptions.ValidationError(detail=as_serializer_error(exc))
+        if isinstance(exc, ConcurrentUpdate):
+            return PreconditionFailed()
+        return super().convert_known_exceptions(exc)
+
+
+def error_response_serializer(name: str, codes: list[str]):
+    """Return a serializer documenting a client-error body with one of ``codes``."""
+    item = type(
+        f"{name}Error",
+        (serializers.Serializer,),
+        {
+            "code": serializers.ChoiceField(choices=[(c, c) for c in codes]),
+            "detail": serializers.CharField(),
+            "attr": serializers.CharField(allow_null=True),
+        },
+    )
+    return type(
+        f"{name}Response",
+        (serializers.Serializer,),
+        {
+            "type": serializers.ChoiceField(choices=ClientErrorEnum.choices),
+            "errors": item(many=True),
+        },
+    )
+
+
+PreconditionFailedResponse = error_response_serializer("PreconditionFailed", ["stale_version"])
+PreconditionRequiredResponse = error_response_serializer("PreconditionRequired", ["if_match_required"])
+IdempotencyKeyReusedResponse = error_response_serializer("IdempotencyKeyReused", ["idempotency_key_reused"])

@@ -1,0 +1,123 @@
+"""Serializers of clinics, patients, procedures and follow-up visits (explicit fields only)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from registry import selectors
+from registry.api.base import RegistrySerializer
+from registry.models import Clinic, FollowUpVisit, Patient, Procedure
+
+
+class ClinicSerializer(RegistrySerializer):
+    class Meta:
+        model = Clinic
+        fields = (
+            "id",
+            "code",
+            "name",
+            "country",
+            "city",
+            "gmp_certified",
+            "accreditation_body",
+            "accreditation_expires_on",
+        )
+        read_only_fields = fields
+
+
+class PatientSerializer(RegistrySerializer):
+    clinic = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=Clinic.objects.none(),
+        required=False,
+        help_text="Clinic code; may be omitted by a user who belongs to exactly one clinic.",
+    )
+
+    class Meta:
+        model = Patient
+        fields = (
+            "id",
+            "registry_id",
+            "clinic",
+            "sex",
+            "birth_year",
+            "enrolled_on",
+            "consent_on",
+            "withdrawn_on",
+            "death_date",
+            "version",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("id", "registry_id", "version", "created_at", "updated_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scope("clinic", selectors.clinics_for_user)
+
+
+class ProcedureSerializer(RegistrySerializer):
+    procedure_id = serializers.CharField(
+        source="external_id",
+        max_length=64,
+        required=False,
+        help_text="Your system's id for the procedure; generated when omitted; fixed after creation.",
+    )
+    patient = serializers.SlugRelatedField(slug_field="registry_id", queryset=Patient.objects.none())
+    clinic = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Procedure
+        fields = (
+            "id",
+            "procedure_id",
+            "patient",
+            "clinic",
+            "performed_on",
+            "site",
+            "laterality",
+            "target",
+            "indication",
+            "cell_source",
+            "cell_type",
+            "processing",
+            "cell_dose_millions",
+            "volume_ml",
+            "carrier",
+            "guidance",
+            "product_lot",
+            "operator",
+            "version",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("id", "clinic", "version", "created_at", "updated_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scope("patient", selectors.patients_for_user)
+        if self.instance is not None:
+            self.fields["procedure_id"].read_only = True
+
+
+class FollowUpVisitSerializer(RegistrySerializer):
+    procedure = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    overdue = serializers.BooleanField(source="is_overdue", read_only=True)
+
+    class Meta:
+        model = FollowUpVisit
+        fields = (
+            "id",
+            "procedure",
+            "visit",
+            "due_on",
+            "window_start",
+            "window_end",
+            "completed_on",
+            "contact_method",
+            "notes",
+            "overdue",
+            "version",
+            "updated_at",
+        )
+        read_only_fields = ("id", "procedure", "visit", "due_on", "window_start", "window_end", "version", "updated_at")

@@ -1,0 +1,51 @@
+"""The incidence API: POST a run, then GET it for its status and, once succeeded, its rows."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reports import selectors, services
+from reports.choices import Trigger
+from reports.serializers import IncidenceRunDetailSerializer, IncidenceRunRequestSerializer, IncidenceRunSerializer
+
+LIST_LIMIT = 100
+
+
+class IncidenceRunListCreate(APIView):
+    """GET: the latest runs the user may see. POST: start a run (202, then poll its URL)."""
+
+    @extend_schema(responses=IncidenceRunSerializer(many=True))
+    def get(self, request):
+        runs = selectors.runs_for_user(request.user)[:LIST_LIMIT]
+        return Response(IncidenceRunSerializer(runs, many=True).data)
+
+    @extend_schema(request=IncidenceRunRequestSerializer, responses={202: IncidenceRunSerializer})
+    def post(self, request):
+        data = IncidenceRunRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            run = services.incidence_run_start(actor=request.user, trigger=Trigger.API, **data.validated_data)
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
+        location = request.build_absolute_uri(f"{run.pk}/")
+        return Response(
+            IncidenceRunSerializer(run).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+        )
+
+
+class IncidenceRunDetail(APIView):
+    """GET: one run (404 if the user may not see it), with its result rows once succeeded."""
+
+    @extend_schema(responses=IncidenceRunDetailSerializer)
+    def get(self, request, pk: int):
+        run = selectors.run_for_user(request.user, pk)
+        results = selectors.results_of_run(run)
+        return Response(IncidenceRunDetailSerializer(run, context={"results": results}).data)

@@ -1,0 +1,38 @@
+"""Reads of incidence runs, limited to what the requesting user may see.
+
+A run is visible to a user whose clinic scope covers every clinic the run covers:
+registry administrators see all runs, a clinician sees the runs limited to their
+clinics (their own and their colleagues'), never a registry-wide run.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from registry.selectors import ALL, clinic_scope
+from reports.models import IncidenceResult, IncidenceRun
+
+
+def runs_for_user(user) -> QuerySet[IncidenceRun]:
+    """Return the incidence runs ``user`` may see, newest first."""
+    scope = clinic_scope(user)
+    runs = IncidenceRun.objects.select_related("requested_by")
+    if scope is ALL:
+        return runs
+    if not scope:
+        return runs.none()
+    return runs.filter(clinic_ids__isnull=False, clinic_ids__len__gt=0, clinic_ids__contained_by=sorted(scope))
+
+
+def run_for_user(user, run_id: int) -> IncidenceRun:
+    """Return the run ``run_id`` if ``user`` may see it; Http404 otherwise (also when it does not exist)."""
+    run = runs_for_user(user).filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such incidence run.")
+    return run
+
+
+def results_of_run(run: IncidenceRun) -> QuerySet[IncidenceResult]:
+    """Return the stored rows of ``run`` in report order (empty unless it succeeded)."""
+    return run.results.order_by("position")

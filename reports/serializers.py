@@ -1,0 +1,82 @@
+"""API shapes of incidence runs: the request, the run, its result rows. Fields listed explicitly."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from reports.choices import DEFAULT_STRATA, HORIZONS, OUTCOMES, CIMethod, Stratum
+from reports.models import IncidenceResult, IncidenceRun
+
+
+class IncidenceRunRequestSerializer(serializers.Serializer):
+    strata = serializers.ListField(
+        child=serializers.ChoiceField(choices=Stratum.choices), required=False, default=list(DEFAULT_STRATA)
+    )
+    outcomes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(OUTCOMES)), required=False, allow_empty=True, default=list
+    )
+    cutoff_on = serializers.DateField()
+    onset_window_days = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+    ci_method = serializers.ChoiceField(choices=CIMethod.choices, required=False, default=CIMethod.WILSON)
+
+
+_KM_FIELDS = [f"km_cuminc_{label}{suffix}" for label, _ in HORIZONS for suffix in ("", "_ci_low", "_ci_high")]
+
+
+class IncidenceResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = IncidenceResult
+        fields = [
+            "stratum",
+            "outcome",
+            "procedures",
+            "cases",
+            "person_days",
+            "proportion",
+            "proportion_ci_low",
+            "proportion_ci_high",
+            "person_years",
+            "rate_per_100py",
+            "rate_ci_low",
+            "rate_ci_high",
+            *_KM_FIELDS,
+        ]
+
+
+class IncidenceRunSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = IncidenceRun
+        fields = [
+            "id",
+            "status",
+            "strata",
+            "outcomes",
+            "cutoff_on",
+            "onset_window_days",
+            "ci_method",
+            "clinic_ids",
+            "trigger",
+            "requested_by",
+            "created_at",
+            "claimed_at",
+            "finished_at",
+            "duration_seconds",
+            "attempts",
+            "error",
+            "row_count",
+        ]
+        read_only_fields = fields
+
+
+class IncidenceRunDetailSerializer(IncidenceRunSerializer):
+    results = serializers.SerializerMethodField()
+
+    class Meta(IncidenceRunSerializer.Meta):
+        fields = [*IncidenceRunSerializer.Meta.fields, "results"]
+        read_only_fields = fields
+
+    def get_results(self, run: IncidenceRun) -> list[dict]:
+        return IncidenceResultSerializer(self.context["results"], many=True).data
