@@ -198,7 +198,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Nightly standard incidence report (site x cell type, all outcomes, cut-off yesterday) at 02:30,
+    # and every 15 minutes the sweep that requeues incidence runs abandoned by a dead worker.
+    "reports-incidence-nightly": {
+        "task": "reports.incidence_nightly",
+        "schedule": __import__("celery.schedules").schedules.crontab(hour=2, minute=30),
+    },
+    "reports-incidence-requeue-stale": {"task": "reports.incidence_requeue_stale", "schedule": 15 * 60.0},
+}
 
 LOGGING = {
     "version": 1,

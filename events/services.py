@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pghistory
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from events.models import AdverseEvent
 from registry import selectors
+from registry.audit import audit_context
 from registry.models import Procedure
 
 
@@ -24,7 +24,7 @@ def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
     if event.procedure_id is None:
         raise ValidationError({"procedure": "An adverse event belongs to a procedure."})
     _require_procedure(actor, event.procedure_id)
-    with transaction.atomic(), pghistory.context(user=getattr(actor, "pk", None), action="adverse_event_save"):
+    with transaction.atomic(), audit_context(actor, "adverse_event_save"):
         if event.pk:
             stored = AdverseEvent.objects.select_for_update().get(pk=event.pk)
             _require_procedure(actor, stored.procedure_id)
@@ -45,7 +45,7 @@ def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> Adverse
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"retraction_reason": "A retraction needs a reason."})
-    with transaction.atomic(), pghistory.context(user=getattr(actor, "pk", None), action="adverse_event_retract"):
+    with transaction.atomic(), audit_context(actor, "adverse_event_retract"):
         locked = AdverseEvent.objects.select_for_update().get(pk=event.pk)
         _require_procedure(actor, locked.procedure_id)
         if locked.retracted_at is not None:

@@ -34,7 +34,7 @@ class MembershipAdmin(ScopedAdmin):
             obj.full_clean()
             obj.save()
         else:
-            services.membership_create(user=obj.user, role=obj.role, clinic=obj.clinic)
+            services.membership_create(user=obj.user, role=obj.role, clinic=obj.clinic, actor=request.user)
 
 
 class ProcedureInline(admin.StackedInline):

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import ExtractYear, Now
+from django.db.models.functions import ExtractYear
 
 from registry import rules
 from registry.choices import (
@@ -425,10 +425,6 @@ class FollowUpVisit(VersionedModel, CleanConstraintsMixin):
             models.CheckConstraint(
                 condition=Q(window_start__lte=models.F("due_on")) & Q(due_on__lte=models.F("window_end")),
                 name="visit_window_ordered",
-            ),
-            models.CheckConstraint(
-                condition=Q(completed_on__isnull=True) | Q(completed_on__lte=Now()),
-                name="visit_completed_not_in_future",
             ),
         ]
         triggers = [

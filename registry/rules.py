@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.utils import timezone
+
 from registry.choices import (
     ALLOGENEIC_ONLY_CELL_TYPES,
     CellSource,
@@ -42,8 +44,8 @@ MSG = {
 
 
 def today() -> dt.date:
-    """Return today's date (a function so tests can reason about 'the future')."""
-    return dt.date.today()
+    """Return today's date in the registry's time zone (settings.TIME_ZONE)."""
+    return timezone.localdate()
 
 
 def patient_errors(p, *, allow_historical: bool = False) -> dict[str, str]:

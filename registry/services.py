@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from datetime import timedelta
 
-import pghistory
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from registry import selectors
+from registry.audit import audit_context as _audit
 from registry.choices import VISIT_SCHEDULE, Role, visit_window
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
 
@@ -27,14 +27,15 @@ def _require_clinic(actor, clinic_id) -> None:
         raise PermissionDenied("You may not write data of this clinic.")
 
 
-def _audit(actor, action: str):
-    """Return a pghistory context naming who did what; nested contexts merge."""
-    return pghistory.context(user=getattr(actor, "pk", None), action=action)
+def membership_create(*, user, role: str, clinic: Clinic | None = None, actor=None) -> Membership:
+    """Return a new membership, granting the role's group and admin-site access.
 
-
-def membership_create(*, user, role: str, clinic: Clinic | None = None) -> Membership:
-    """Return a new membership, granting the role's group and admin-site access."""
-    with transaction.atomic(), _audit(None, "membership_create"):
+    ``actor`` None means a trusted caller (a migration, a command, the demo loader);
+    otherwise only a registry administrator may grant roles.
+    """
+    if actor is not None and not selectors.is_registry_admin(actor):
+        raise PermissionDenied("Only registry administrators grant roles.")
+    with transaction.atomic(), _audit(actor, "membership_create"):
         membership = Membership(user=user, clinic=clinic, role=role)
         membership.full_clean()
         membership.save()

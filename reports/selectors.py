@@ -14,6 +14,12 @@ from registry.selectors import ALL, clinic_scope
 from reports.models import IncidenceResult, IncidenceRun
 
 
+def may_use_reports(user) -> bool:
+    """Return True when ``user`` sees at least one clinic, so may start and read incidence runs."""
+    scope = clinic_scope(user)
+    return scope is ALL or bool(scope)
+
+
 def runs_for_user(user) -> QuerySet[IncidenceRun]:
     """Return the incidence runs ``user`` may see, newest first."""
     scope = clinic_scope(user)

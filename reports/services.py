@@ -28,6 +28,7 @@ from reports.choices import DEFAULT_STRATA, CIMethod, RunStatus, Trigger
 from reports.engine import IncidenceParams, compute_incidence
 from reports.export import result_record
 from reports.models import IncidenceResult, IncidenceRun
+from reports.selectors import may_use_reports
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,15 @@ def incidence_run_start(
 
     ``actor`` None is the system (the nightly schedule) and covers every clinic; a
     user's run is limited, for good, to the clinics the user may see at this moment.
+    Any member of a clinic may ask (reports.selectors.may_use_reports): the scope, not a
+    model permission, is what keeps other clinics' data out.
     """
     if actor is None:
         scope = ALL
     else:
         scope = clinic_scope(actor)
-        if scope is not ALL and not scope:
+        if not may_use_reports(actor):
             raise PermissionDenied("You belong to no clinic, so there is nothing to report on.")
-        if not actor.has_perm("reports.add_incidencerun"):
-            raise PermissionDenied("You may not start incidence runs.")
     params = IncidenceParams.build(
         cutoff_on=cutoff_on,
         strata=strata,

@@ -58,9 +58,12 @@ def root(db):
     return _member("root", Role.REGISTRY_ADMIN, None)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
     # PBKDF2 at full strength costs ~0.3 s a login; the tests log in hundreds of times.
+    # Session-wide (not per test) so class-level setUpTestData users hash the same way.
+    from django.conf import settings
+
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

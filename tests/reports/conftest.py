@@ -81,3 +81,31 @@ def complete_visit(procedure: Procedure, day: int):
 @pytest.fixture
 def day0():
     return dt.date(2023, 1, 15)
+
+
+@pytest.fixture(autouse=True)
+def eager_celery(request):
+    """Run tasks in-process unless the test drives a real worker (whatever the environment says)."""
+    if request.node.get_closest_marker("celery_worker"):
+        yield
+        return
+    from config.celery_app import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture
+def two_clinics(clinic_a, clinic_b):
+    """Return a small registry: two knee procedures with infections at clinic A, one at clinic B."""
+    a1 = make_procedure(clinic=clinic_a, performed_on=dt.date(2023, 1, 15))
+    add_event(a1, 3)
+    complete_visit(a1, 30)
+    a2 = make_procedure(clinic=clinic_a, performed_on=dt.date(2023, 1, 15), cell_type="adipose_svf")
+    complete_visit(a2, 400)
+    b1 = make_procedure(clinic=clinic_b, performed_on=dt.date(2023, 1, 15))
+    add_event(b1, 0)
+    add_event(b1, 5, category="neoplasm", grade=3, serious=True)
+    return {"a1": a1, "a2": a2, "b1": b1}
