@@ -9,6 +9,7 @@ from django.utils import timezone
 from events.models import AdverseEvent
 from registry import selectors
 from registry.audit import audit_context
+from registry.integrity import save_or_field_error
 from registry.models import Procedure
 
 
@@ -31,7 +32,7 @@ def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
             if stored.retracted_at is not None:
                 raise ValidationError("A retracted adverse event cannot be edited.")
         event.full_clean()
-        event.save()
+        save_or_field_error(event)
     return event
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pghistory.models
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
@@ -62,6 +63,25 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset.exclude(**{lookup: overdue_ids})
 
 
+class SafeAutocompleteSelect(AutocompleteSelect):
+    """An autocomplete that re-renders a form holding a malformed id instead of crashing.
+
+    Django's widget looks the submitted value up as-is; a non-integer id raises
+    ValueError (a 500) while the form is shown again with its error.
+    """
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.target_field
+        valid = []
+        for item in value:
+            try:
+                target.to_python(item)
+            except ValidationError:
+                continue
+            valid.append(item)
+        return super().optgroups(name, valid, attr)
+
+
 STALE_MESSAGE = (
     "Someone else changed this record after you opened it. Your changes were not saved; "
     "the page now shows the current values."
@@ -108,6 +128,8 @@ class ScopedAdmin(admin.ModelAdmin):
         limited = scoped_choices(db_field.related_model, request.user)
         if limited is not None:
             kwargs["queryset"] = limited
+        if db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = SafeAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_delete_permission(self, request, obj=None):

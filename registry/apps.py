@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
@@ -16,4 +16,7 @@ class RegistryConfig(AppConfig):
 
     def ready(self):
         # Re-apply the role definition after every migrate and after test-database flushes.
-        post_migrate.connect(_sync_roles, sender=self, dispatch_uid="registry_sync_roles")
+        # post_migrate is sent once per app, in INSTALLED_APPS order, and each app's
+        # permissions are created by its own signal: wait for the last app's, when all exist.
+        last_app = list(apps.get_app_configs())[-1]
+        post_migrate.connect(_sync_roles, sender=last_app, dispatch_uid="registry_sync_roles")

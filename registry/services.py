@@ -12,6 +12,7 @@ from django.db import transaction
 from registry import selectors
 from registry.audit import audit_context as _audit
 from registry.choices import VISIT_SCHEDULE, Role, visit_window
+from registry.integrity import save_or_field_error
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
 
 # Role -> the auth group (created by migration registry 0002) holding its permissions.
@@ -38,7 +39,7 @@ def membership_create(*, user, role: str, clinic: Clinic | None = None, actor=No
     with transaction.atomic(), _audit(actor, "membership_create"):
         membership = Membership(user=user, clinic=clinic, role=role)
         membership.full_clean()
-        membership.save()
+        save_or_field_error(membership)
         user.groups.add(Group.objects.get(name=ROLE_GROUPS[role]))
         if not user.is_staff:
             user.is_staff = True
@@ -52,7 +53,7 @@ def clinic_save(*, actor, clinic: Clinic) -> Clinic:
         raise PermissionDenied("Only registry administrators manage clinics.")
     with transaction.atomic(), _audit(actor, "clinic_save"):
         clinic.full_clean()
-        clinic.save()
+        save_or_field_error(clinic)
     return clinic
 
 
@@ -64,7 +65,7 @@ def patient_save(*, actor, patient: Patient) -> Patient:
         _require_clinic(actor, stored_clinic)
     with transaction.atomic(), _audit(actor, "patient_save"):
         patient.full_clean()
-        patient.save()
+        save_or_field_error(patient)
     return patient
 
 
@@ -101,7 +102,7 @@ def procedure_save(*, actor, procedure: Procedure) -> Procedure:
             if previous:
                 _require_clinic(actor, previous.clinic_id)
         procedure.full_clean()
-        procedure.save()
+        save_or_field_error(procedure)
         if previous is None:
             followup_schedule_create(procedure=procedure)
         elif previous.performed_on != procedure.performed_on:
@@ -114,7 +115,7 @@ def visit_save(*, actor, visit: FollowUpVisit) -> FollowUpVisit:
     _require_clinic(actor, visit.procedure.clinic_id)
     with transaction.atomic(), _audit(actor, "visit_save"):
         visit.full_clean()
-        visit.save()
+        save_or_field_error(visit)
     return visit
 
 

@@ -7,11 +7,13 @@ and updates require If-Match.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
 
 from registry.api.concurrency import check_version, etag_for, expected_version
 from registry.api.errors import (
@@ -57,7 +59,7 @@ class RegistrySerializer(serializers.ModelSerializer):
             return
         # Another clinic's row and a row that does not exist get the same answer.
         label = field_name.replace("_", " ")
-        field.error_messages["does_not_exist"] = f'No {label} "{{value}}" among the rows you may use.'
+        field.error_messages["does_not_exist"] = f"No such {label} among the rows you may use."
         if request is not None:
             field.queryset = selector(request.user)
 
@@ -100,8 +102,20 @@ class VersionedViewSet(
         return type(self).selector(self.request.user)
 
     def _save(self, instance):
-        type(self).save_service(actor=self.request.user, **{self.service_kwarg: instance})
+        try:
+            type(self).save_service(actor=self.request.user, **{self.service_kwarg: instance})
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError(self.api_errors(exc)) from exc
         return instance
+
+    def api_errors(self, exc: DjangoValidationError) -> dict:
+        """Return the service's field errors keyed by the API's field names (event_id, not external_id)."""
+        renames = {
+            field.source: name
+            for name, field in self.get_serializer().fields.items()
+            if field.source and field.source != name
+        }
+        return {renames.get(key, key): value for key, value in as_serializer_error(exc).items()}
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()

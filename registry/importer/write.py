@@ -223,9 +223,11 @@ def write_plan(*, plan: Plan, present: Iterable[str], phases: dict[str, float] |
                 counts[CLINICS] = _upsert(cursor, _TARGETS[CLINICS], len(plan.clinics))
             with timed(summary.phases, "write patients"):
                 patients_updated = _upsert(cursor, _TARGETS[PATIENTS], len(plan.patients), ids=True)
+                _refresh_statistics(cursor, "registry_patient", created=patients_updated[0])
             with timed(summary.phases, "write procedures"):
                 counts[PROCEDURES] = _upsert(cursor, _TARGETS[PROCEDURES], len(plan.procedures))
                 counts[PATIENTS] = _write_deferred_deaths(cursor, plan, *patients_updated)
+                _refresh_statistics(cursor, "registry_procedure", created=counts[PROCEDURES].created)
             with timed(summary.phases, "write visits"):
                 _write_visits(cursor, plan, summary)
             with timed(summary.phases, "write events"):
@@ -243,10 +245,14 @@ def write_plan(*, plan: Plan, present: Iterable[str], phases: dict[str, float] |
 
 def _stage(cursor, plan: Plan) -> None:
     # pghistory attaches its context by prefixing statements run through Django's cursor;
-    # COPY bypasses that wrapper. This ordinary statement (more sort memory for the joins
-    # below) sets the transaction-local context first, so any trigger fired by COPY'd
-    # rows would see it too; every INSERT/UPDATE below carries it again anyway.
-    cursor.execute("SET LOCAL work_mem = '64MB'")
+    # COPY bypasses that wrapper. This ordinary statement sets the transaction-local context
+    # first, so any trigger fired by COPY'd rows would see it too (every INSERT/UPDATE below
+    # carries it again anyway). What it sets matters as much: every pgtrigger trigger first
+    # asks _pgtrigger_should_ignore(), which raises and catches an error when pgtrigger.ignore
+    # is unset; per row, over a million rows, that was most of the import's time and grew as
+    # the transaction went on. An empty list ignores no trigger: all of them still fire.
+    cursor.execute("SET LOCAL pgtrigger.ignore = '{}'")
+    cursor.execute("SET LOCAL work_mem = '64MB'")  # the upserts' hash joins over staged rows
     for table, columns in _STAGING.items():
         # Dropped first: inside an enclosing transaction (a test) the previous import's tables live on.
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
@@ -256,6 +262,14 @@ def _stage(cursor, plan: Plan) -> None:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(f"ANALYZE {table}")  # the planner would otherwise guess the staging tables' size
+
+
+def _refresh_statistics(cursor, table: str, *, created: int) -> None:
+    # Row triggers and foreign-key checks look parents up by id with plans cached while the
+    # table was small; a seq-scan plan for a table now holding 100,000 rows made every child
+    # insert cost milliseconds. ANALYZE counts our own uncommitted rows and invalidates those plans.
+    if created:
+        cursor.execute(f"ANALYZE {table}")
 
 
 def _upsert(cursor, target: _Target, total: int, *, ids: bool = False):

@@ -91,10 +91,14 @@ def eager_celery(request):
         return
     from config.celery_app import app
 
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    # The app reads Django settings under the CELERY namespace: overrides use those names.
+    saved = {
+        "CELERY_TASK_ALWAYS_EAGER": app.conf.task_always_eager,
+        "CELERY_TASK_EAGER_PROPAGATES": app.conf.task_eager_propagates,
+    }
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True, CELERY_TASK_EAGER_PROPAGATES=True)
     yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+    app.conf.update(saved)
 
 
 @pytest.fixture

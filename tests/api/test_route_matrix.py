@@ -1,0 +1,258 @@
+"""Role x route x clinic matrix: no route returns or writes another clinic's rows.
+
+Every route of the URLconf is enumerated; a route missing from ROUTES fails the test,
+so a new endpoint cannot ship without saying how it is isolated. For each route and
+each attacker persona (a clinician of clinic B aiming at clinic A, a coordinator of
+clinic A aiming at clinic B) the test sends GET and every unsafe method, with URL
+arguments and request bodies naming the victim clinic's rows, and asserts that the
+response never shows a victim row and that no clinical table changed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.authtoken.models import Token
+
+from events.models import AdverseEvent
+from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
+from tests.conftest import PASSWORD
+from tests.factories import AdverseEventFactory, ProcedureFactory
+
+pytestmark = pytest.mark.django_db
+
+UNSAFE = ("post", "put", "patch", "delete")
+
+# route name -> which victim object fills its URL (None: the route takes no object).
+# Every route of the project must be listed here.
+ROUTES: dict[str, str | None] = {
+    # REST API
+    "api-root": None,
+    "clinic-list": None,
+    "clinic-detail": "clinic",
+    "patient-list": None,
+    "patient-detail": "patient",
+    "procedure-list": None,
+    "procedure-detail": "procedure",
+    "followupvisit-list": None,
+    "followupvisit-detail": "visit",
+    "adverseevent-list": None,
+    "adverseevent-detail": "ae",
+    "adverseevent-retract": "ae",
+    "api-token": None,
+    "api-schema": None,
+    "api-docs": None,
+    "fhir-adverseevent-read": "ae",
+    "fhir-adverseevent-search": None,
+    "reports:incidence-run-list": None,
+    "reports:incidence-run-detail": "run",
+    "rest_framework:login": None,
+    "rest_framework:logout": None,
+    # admin site
+    "admin:index": None,
+    "admin:login": None,
+    "admin:logout": None,
+    "admin:password_change": None,
+    "admin:password_change_done": None,
+    "admin:jsi18n": None,
+    "admin:autocomplete": None,
+    "admin:app_list": "app_label",
+    "admin:view_on_site": "view_on_site",
+    "admin:": "catch_all",
+    "admin:reports_incidencerun_csv": "run",
+    "admin:auth_user_password_change": "user",
+}
+# admin:<app>_<model>_<view> for every registered ModelAdmin, with the victim object it targets.
+ADMIN_MODELS = {
+    "registry_clinic": "clinic",
+    "registry_membership": "membership",
+    "registry_patient": "patient",
+    "registry_procedure": "procedure",
+    "registry_followupvisit": "visit",
+    "events_adverseevent": "ae",
+    "reports_incidencerun": "run",
+    "auth_user": "user",
+    "auth_group": "group",
+    "authtoken_tokenproxy": "token",
+    "axes_accessattempt": "nothing",
+    "axes_accesslog": "nothing",
+    "axes_accessfailurelog": "nothing",
+    "pghistory_events": "nothing",
+}
+ADMIN_VIEWS = ("changelist", "add", "change", "delete", "history")
+for _model, _obj in ADMIN_MODELS.items():
+    for _view in ADMIN_VIEWS:
+        ROUTES[f"admin:{_model}_{_view}"] = None if _view in ("changelist", "add") else _obj
+
+
+def all_routes():
+    """Return (name, pattern, kwargs names) for every route, format-suffix variants folded in."""
+
+    def walk(patterns, prefix="", ns=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                inner = f"{ns}{p.namespace}:" if p.namespace else ns
+                yield from walk(p.url_patterns, prefix + str(p.pattern), inner)
+            elif isinstance(p, URLPattern):
+                yield f"{ns}{p.name or ''}", prefix + str(p.pattern), tuple(p.pattern.regex.groupindex)
+
+    seen = {}
+    for name, pattern, kwargs in walk(get_resolver().url_patterns):
+        if "format" in kwargs:
+            continue  # DRF's .json suffix variant of a route listed without it
+        seen.setdefault(name, (pattern, kwargs))
+    return seen
+
+
+def test_every_route_has_a_matrix_entry():
+    missing = sorted(set(all_routes()) - set(ROUTES))
+    assert not missing, f"Routes without an isolation entry in ROUTES: {missing}"
+
+
+@pytest.fixture
+def victims(clinic_a, clinic_b, alice, bob, charlie, dora, root):
+    """Return, per clinic, its rows and the strings that would betray them."""
+    out = {}
+    for clinic, owner, label in ((clinic_a, alice, "A"), (clinic_b, charlie, "B")):
+        ae = AdverseEventFactory(
+            procedure=ProcedureFactory(patient__clinic=clinic, product_lot=f"LOT-SECRET-{label}"),
+            term=f"Secret term {label}",
+        )
+        run = None
+        try:
+            from reports.services import incidence_run_start
+
+            run = incidence_run_start(actor=owner, strata=["site"], outcomes=["any"], cutoff_on=ae.onset_on)
+        except ImportError:  # pragma: no cover - reports not installed
+            pass
+        out[label] = {
+            "clinic": clinic,
+            "ae": ae,
+            "procedure": ae.procedure,
+            "patient": ae.procedure.patient,
+            "visit": ae.procedure.visits.first(),
+            "membership": Membership.objects.get(user=owner),
+            "user": owner,
+            "run": run,
+            "markers": [
+                clinic.name,
+                ae.external_id,
+                ae.term,
+                ae.procedure.external_id,
+                ae.procedure.patient.registry_id,
+                ae.procedure.product_lot,
+            ],
+        }
+    return out
+
+
+def snapshot():
+    tables = (Clinic, Patient, Procedure, FollowUpVisit, AdverseEvent, Membership)
+    return {m.__name__: list(m.objects.order_by("pk").values()) for m in tables}
+
+
+def url_for(name, pattern, kwargs, victim):
+    kind = ROUTES[name]
+    values = {}
+    if kind in ("app_label",):
+        values = {"app_label": "registry"}
+    elif kind == "view_on_site":
+        ae = victim["ae"]
+        values = {"content_type_id": ContentType.objects.get_for_model(ae).pk, "object_id": ae.pk}
+    elif kind == "catch_all":
+        values = {"url": "registry/unknown/"}
+    elif kind is not None:
+        obj = {
+            "group": Group.objects.get(name="Clinician"),
+            "token": Token.objects.get_or_create(user=victim["user"])[0],
+            "nothing": None,
+        }.get(kind, victim.get(kind))
+        pk = obj.pk if obj is not None else 999999
+        values = dict.fromkeys(kwargs, pk)
+    path = "/" + pattern.replace("^", "").replace("\\Z", "").replace("$", "")
+    for key, value in values.items():
+        path = re.sub(rf"(<(\w+:)?{key}>|\(\?P<{key}>[^)]*\))", str(value), path)
+    return path.replace("\\", "")
+
+
+def body_for(victim):
+    """Return a request body naming the victim's rows by every spelling the API and admin use."""
+    ae, procedure, patient = victim["ae"], victim["procedure"], victim["patient"]
+    return {
+        "procedure": procedure.external_id,
+        "patient": patient.registry_id,
+        "clinic": victim["clinic"].code,
+        "category": "infection",
+        "term": "Injected by the attacker",
+        "onset_on": procedure.performed_on.isoformat(),
+        "grade": 1,
+        "outcome": "recovered",
+        "reason": "attacker retraction",
+        "completed_on": procedure.performed_on.isoformat(),
+        "sex": "F",
+        "birth_year": 1970,
+        "enrolled_on": "2023-01-10",
+        "performed_on": "2023-01-15",
+        "site": "knee",
+        "laterality": "left",
+        "cell_source": "autologous",
+        "cell_type": "bmac",
+        "strata": ["site"],
+        "outcomes": ["any"],
+        "cutoff_on": "2024-01-01",
+        "user": victim["user"].pk,
+        "role": "clinician",
+        "_selected_action": [ae.pk],
+        "action": "retract_selected",
+        "apply": "1",
+        "post": "yes",
+    }
+
+
+ATTACKS = [("charlie", "A", "B"), ("dora", "B", "A")]
+
+
+@pytest.mark.parametrize(("attacker", "victim_label", "own_label"), ATTACKS, ids=["clinician_B", "coordinator_A"])
+def test_no_route_shows_or_changes_another_clinics_rows(client, victims, attacker, victim_label, own_label):
+    from rest_framework.test import APIClient
+
+    victim = victims[victim_label]
+    api = APIClient()
+    assert api.login(request=__import__("django").http.HttpRequest(), username=attacker, password=PASSWORD)
+    assert client.login(username=attacker, password=PASSWORD)
+    checked = 0
+    for name, (pattern, kwargs) in sorted(all_routes().items()):
+        if name in ("admin:logout", "rest_framework:logout"):
+            continue  # would end the session the rest of the loop needs; they show no data
+        url = url_for(name, pattern, kwargs, victim)
+        for method in ("get", *UNSAFE):
+            before = snapshot()
+            http = api if not name.startswith("admin:") else client
+            headers = {"HTTP_IF_MATCH": f'"{victim["ae"].version}"'}
+            if method == "get":
+                response = http.get(url, follow=False, **headers)
+            elif name.startswith("admin:"):
+                response = getattr(http, method)(url, body_for(victim), **headers)
+            else:
+                response = getattr(http, method)(url, body_for(victim), format="json", **headers)
+            body = response.content.decode(errors="replace")
+            for marker in victim["markers"]:
+                assert marker not in body, f"{attacker} {method.upper()} {url} ({name}) shows {marker!r}"
+            assert snapshot() == before, f"{attacker} {method.upper()} {url} ({name}) changed data"
+            checked += 1
+    assert checked > 4 * len(ROUTES) // 2
+
+
+def test_the_matrix_can_see_a_leak(client, victims):
+    """Positive control: the registry administrator's lists do show both clinics' rows."""
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(user=victims["A"]["user"].__class__.objects.get(username="root"))
+    body = api.get("/api/v1/adverse-events/").content.decode()
+    assert victims["A"]["ae"].external_id in body
+    assert victims["B"]["ae"].external_id in body

@@ -1,0 +1,79 @@
+"""manage.py compute_incidence: CSV on stdout with fixed columns, the same numbers as a stored run."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from reports.export import write_csv
+from reports.services import incidence_run_execute, incidence_run_start
+
+LEADING = [
+    *("outcome", "procedures", "cases", "proportion", "proportion_ci_low", "proportion_ci_high"),
+    *("person_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"),
+    *("km_cuminc_30d", "km_cuminc_1y", "km_cuminc_2y", "km_cuminc_5y"),
+]
+
+
+def _run(*args) -> str:
+    out = io.StringIO()
+    call_command("compute_incidence", *args, stdout=out)
+    return out.getvalue()
+
+
+def _rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_it_writes_the_stratum_columns_then_the_documented_measures(two_clinics):
+    text = _run("--by", "site,cell_type", "--cutoff", "2024-01-01")
+    header = text.splitlines()[0].split(",")
+    assert header[: 2 + len(LEADING)] == ["site", "cell_type", *LEADING]
+
+
+def test_it_marks_margins_all_and_writes_full_precision(two_clinics):
+    rows = _rows(_run("--by", "site,cell_type", "--cutoff", "2024-01-01", "--outcome", "infection"))
+    assert {r["outcome"] for r in rows} == {"infection"}
+    total = next(r for r in rows if r["site"] == "ALL" and r["cell_type"] == "ALL")
+    assert (total["procedures"], total["cases"]) == ("3", "2")
+    assert total["proportion"] == repr(2 / 3)
+    # Times: 0 and 3 (cases), 400 (censored): S(30) = 2/3 * 1/2, S(365) likewise; nobody reached 2 years.
+    assert float(total["km_cuminc_30d"]) == pytest.approx(2 / 3, rel=1e-12)
+    assert (total["km_cuminc_2y"], total["km_cuminc_5y"]) == ("", "")
+
+
+def test_without_an_outcome_it_reports_every_outcome(two_clinics):
+    rows = _rows(_run("--by", "site", "--cutoff", "2024-01-01"))
+    assert len({r["outcome"] for r in rows}) == 13
+
+
+def test_it_gives_the_same_numbers_as_a_stored_run(root, two_clinics):
+    run = incidence_run_start(actor=root, cutoff_on=dt.date(2024, 1, 1), onset_window_days=10)
+    run = incidence_run_execute(run_id=run.pk)
+    stored = io.StringIO()
+    write_csv(stored, strata=run.strata, records=run.results.order_by("position").values())
+    assert _run("--by", "site,cell_type", "--cutoff", "2024-01-01", "--window", "10") == stored.getvalue()
+
+
+def test_clopper_pearson_can_be_asked_for(two_clinics):
+    wilson = _rows(_run("--by", "", "--cutoff", "2024-01-01", "--outcome", "any"))
+    exact = _rows(_run("--by", "", "--cutoff", "2024-01-01", "--outcome", "any", "--ci", "clopper-pearson"))
+    assert wilson[0]["proportion"] == exact[0]["proportion"]
+    assert wilson[0]["proportion_ci_low"] != exact[0]["proportion_ci_low"]
+
+
+def test_a_clinicians_command_never_includes_another_clinics_procedures(alice, charlie, two_clinics):
+    mine = _rows(_run("--by", "clinic", "--cutoff", "2024-01-01", "--outcome", "any", "--user", "charlie"))
+    assert {r["clinic"] for r in mine} == {"B-BER", "ALL"}
+    assert next(r for r in mine if r["clinic"] == "ALL")["procedures"] == "1"
+
+
+def test_it_rejects_an_unknown_stratum_or_a_bad_date(db):
+    with pytest.raises(CommandError, match="shoe_size"):
+        _run("--by", "site,shoe_size", "--cutoff", "2024-01-01")
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        _run("--cutoff", "01/01/2024")
