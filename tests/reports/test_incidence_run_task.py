@@ -154,7 +154,7 @@ def test_a_worker_computes_a_queued_run_end_to_end(alice, two_clinics, queue, wo
     _wait(lambda: _status(run.pk) == RunStatus.SUCCEEDED, 60, worker.log)
     run.refresh_from_db()
     assert (run.attempts, run.error) == (1, "")
-    assert run.claimed_by and run.task_id
+    assert run.claimed_by.startswith(queue) and run.task_id  # computed by the worker, not in-process
     assert run.results.count() == run.row_count > 0
     total = run.results.get(outcome="any", stratum={"site": "ALL", "cell_type": "ALL"})
     assert (total.procedures, total.cases) == (2, 1)  # alice's clinic only
