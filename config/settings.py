@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded_db import embedded_database
@@ -204,10 +205,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # and every 15 minutes the sweep that requeues incidence runs abandoned by a dead worker.
     "reports-incidence-nightly": {
         "task": "reports.incidence_nightly",
-        "schedule": __import__("celery.schedules").schedules.crontab(hour=2, minute=30),
+        "schedule": crontab(hour=2, minute=30),
     },
     "reports-incidence-requeue-stale": {"task": "reports.incidence_requeue_stale", "schedule": 15 * 60.0},
+    "registry-purge-idempotency-keys": {"task": "registry.purge_idempotency_keys", "schedule": 60 * 60.0},
 }
+# How long a POST's Idempotency-Key is remembered (a client's retries must fall inside it).
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 
 LOGGING = {
     "version": 1,

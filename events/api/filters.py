@@ -6,6 +6,7 @@ import django_filters as df
 
 from events.choices import Category, Grade, Outcome
 from events.models import AdverseEvent
+from registry.api.filters import StrictBooleanFilter
 from registry.choices import CellSource, CellType, Site
 
 
@@ -20,10 +21,10 @@ class AdverseEventFilter(df.FilterSet):
     outcome = df.ChoiceFilter(choices=Outcome.choices)
     grade = df.TypedChoiceFilter(choices=Grade.choices, coerce=int)
     grade_min = df.NumberFilter(field_name="grade", lookup_expr="gte", help_text="Grade at least this (1-5).")
-    serious = df.BooleanFilter()
+    serious = StrictBooleanFilter()
     onset_after = df.DateFilter(field_name="onset_on", lookup_expr="gte")
     onset_before = df.DateFilter(field_name="onset_on", lookup_expr="lte")
-    retracted = df.BooleanFilter(field_name="retracted_at", lookup_expr="isnull", exclude=True)
+    retracted = StrictBooleanFilter(field_name="retracted_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = AdverseEvent

@@ -3,17 +3,50 @@
 from __future__ import annotations
 
 import django_filters as df
+from django import forms
 
 from registry.choices import CellSource, CellType, Site, Visit
-from registry.models import FollowUpVisit, Patient, Procedure
+from registry.models import Clinic, FollowUpVisit, Patient, Procedure
 from registry.rules import today
+
+
+class StrictBooleanField(forms.Field):
+    """true/false (or 1/0); empty means "not filtered"; anything else is a 400, never silently ignored."""
+
+    widget = forms.Select(choices=[("", "---------"), ("true", "Yes"), ("false", "No")])
+    default_error_messages = {"invalid": "Use true or false."}
+    _VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool):
+            return value
+        try:
+            return self._VALUES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class StrictBooleanFilter(df.BooleanFilter):
+    """django-filter's BooleanFilter treats ?serious=yes as no filter at all and returns every row."""
+
+    field_class = StrictBooleanField
+
+
+class ClinicFilter(df.FilterSet):
+    gmp_certified = StrictBooleanFilter()
+
+    class Meta:
+        model = Clinic
+        fields = ("country", "gmp_certified")
 
 
 class PatientFilter(df.FilterSet):
     clinic = df.CharFilter(field_name="clinic__code", help_text="Clinic code.")
     enrolled_after = df.DateFilter(field_name="enrolled_on", lookup_expr="gte")
     enrolled_before = df.DateFilter(field_name="enrolled_on", lookup_expr="lte")
-    withdrawn = df.BooleanFilter(field_name="withdrawn_on", lookup_expr="isnull", exclude=True)
+    withdrawn = StrictBooleanFilter(field_name="withdrawn_on", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Patient
@@ -34,7 +67,7 @@ class ProcedureFilter(df.FilterSet):
     performed_after = df.DateFilter(field_name="performed_on", lookup_expr="gte")
     performed_before = df.DateFilter(field_name="performed_on", lookup_expr="lte")
     product_lot = df.CharFilter()
-    overdue = df.BooleanFilter(
+    overdue = StrictBooleanFilter(
         method=lambda qs, name, value: _overdue(qs, name, value, "procedure_id"),
         help_text="Procedures with (true) or without (false) a follow-up visit past its window.",
     )
@@ -50,8 +83,8 @@ class FollowUpVisitFilter(df.FilterSet):
     visit = df.ChoiceFilter(choices=Visit.choices)
     due_after = df.DateFilter(field_name="due_on", lookup_expr="gte")
     due_before = df.DateFilter(field_name="due_on", lookup_expr="lte")
-    completed = df.BooleanFilter(field_name="completed_on", lookup_expr="isnull", exclude=True)
-    overdue = df.BooleanFilter(
+    completed = StrictBooleanFilter(field_name="completed_on", lookup_expr="isnull", exclude=True)
+    overdue = StrictBooleanFilter(
         method=lambda qs, name, value: _overdue(qs, name, value, "pk"),
         help_text="Visits past their window and not completed.",
     )

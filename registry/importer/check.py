@@ -136,16 +136,21 @@ def load_stored(*, parsed: Parsed) -> Stored:
 
 
 class _Errors:
-    """Collects errors, one per cell: a cell that failed to parse is not also blamed by a rule."""
+    """Collects errors; a cell that could not be read (or names nothing) is not also blamed by a rule."""
 
     def __init__(self, errors: list[RowError]):
         self.list = list(errors)
-        self._cells = {(e.file, e.line, e.column) for e in errors}
+        self._unreadable = {(e.file, e.line, e.column) for e in errors}
+        self._seen: set[tuple] = set()
 
-    def add(self, file: str, line: int, column: str, message: str) -> None:
-        if (file, line, column) not in self._cells:
-            self._cells.add((file, line, column))
-            self.list.append(RowError(file, line, column, message))
+    def add(self, file: str, line: int, column: str, message: str, *, unreadable: bool = False) -> None:
+        cell = (file, line, column)
+        if cell in self._unreadable or (cell, message) in self._seen:
+            return
+        self._seen.add((cell, message))
+        if unreadable:
+            self._unreadable.add(cell)
+        self.list.append(RowError(file, line, column, message))
 
     def add_rules(self, file: str, line: int, found: dict[str, str], prefix: str = "") -> None:
         column_of = SPECS[file].column_of
@@ -176,7 +181,7 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
     patients = {r.registry_id: r for r in rows[PATIENTS] if r.registry_id}
     for r in rows[PATIENTS]:
         if r.clinic_id and r.clinic_id not in clinic_codes:
-            errors.add(PATIENTS, r.line, "clinic_code", f"Unknown clinic {r.clinic_id!r}.")
+            errors.add(PATIENTS, r.line, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
         errors.add_rules(PATIENTS, r.line, patient_errors(r))
 
     procedures = {r.external_id: r for r in rows[PROCEDURES] if r.external_id}
@@ -184,11 +189,13 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
     for r in rows[PROCEDURES]:
         patient = patients.get(r.patient_key) or stored.patients.get(r.patient_key)
         if r.patient_key and patient is None:
-            errors.add(PROCEDURES, r.line, "patient_registry_id", f"Unknown patient {r.patient_key!r}.")
+            errors.add(
+                PROCEDURES, r.line, "patient_registry_id", f"Unknown patient {r.patient_key!r}.", unreadable=True
+            )
         if r.clinic_id is None and patient is not None:
             r.clinic_id = patient.clinic_id
         elif r.clinic_id and r.clinic_id not in clinic_codes:
-            errors.add(PROCEDURES, r.line, "clinic_code", f"Unknown clinic {r.clinic_id!r}.")
+            errors.add(PROCEDURES, r.line, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
         old = stored.procedures.get(r.external_id)
         if old is not None:
             r.processing, r.volume_ml = old.processing, old.volume_ml
@@ -205,7 +212,7 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
     for r in rows[FOLLOW_UPS]:
         procedure = procedure_of(r.procedure_key)
         if r.procedure_key and procedure is None:
-            errors.add(FOLLOW_UPS, r.line, "procedure_id", f"Unknown procedure {r.procedure_key!r}.")
+            errors.add(FOLLOW_UPS, r.line, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
         performed_on = procedure.performed_on if procedure is not None else None
         if r.visit is not None and r.due_on is None and performed_on is not None:
             r.due_on = performed_on + timedelta(days=VISIT_SCHEDULE[r.visit][0])
@@ -219,7 +226,7 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
     for r in rows[EVENTS]:
         procedure = procedure_of(r.procedure_key)
         if r.procedure_key and procedure is None:
-            errors.add(EVENTS, r.line, "procedure_id", f"Unknown procedure {r.procedure_key!r}.")
+            errors.add(EVENTS, r.line, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
         patient = None
         if procedure is not None:
             patient = patients.get(procedure.patient_key) or stored.patients.get(procedure.patient_key)

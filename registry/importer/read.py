@@ -139,13 +139,25 @@ def _code(choices) -> Callable[[str], str]:
     return parse
 
 
+# A folder holds a million dates but only a few thousand distinct ones; dates are immutable,
+# so rows can share one object (less parsing, less memory).
+_DATES: dict[str, dt.date] = {}
+
+
 def _date(raw: str) -> dt.date:
+    value = _DATES.get(raw)
+    if value is not None:
+        return value
     # fromisoformat() alone would also take 20240131 and 2024-W05-3.
     if len(raw) == 10 and raw[4] == "-" and raw[7] == "-":
         try:
-            return dt.date.fromisoformat(raw)
+            value = dt.date.fromisoformat(raw)
         except ValueError:
             pass
+        else:
+            if len(_DATES) < 100_000:
+                _DATES[raw] = value
+            return value
     raise ValueError(f"Not a date in the form YYYY-MM-DD: {raw!r}.")
 
 
