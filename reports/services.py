@@ -19,7 +19,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -172,8 +172,7 @@ def incidence_run_execute(*, run_id: int, task_id: str = "", worker: str = "") -
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    from django.db import InterfaceError, OperationalError
-
+    """Return True for a lost or refused database connection: the task retries those."""
     return isinstance(exc, OperationalError | InterfaceError)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import renderers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -43,6 +44,7 @@ class FhirAdverseEventRead(_FhirView):
         return Response(adverse_event_resource(event))
 
 
+@extend_validation_errors(["invalid"], field_name="patient", methods=["get"])
 class FhirAdverseEventSearch(_FhirView):
     @extend_schema(
         operation_id="fhir_adverse_event_search",
@@ -55,7 +57,8 @@ class FhirAdverseEventSearch(_FhirView):
     def get(self, request):
         """Return a FHIR R4 searchset Bundle of one patient's adverse events."""
         registry_id = request.query_params.get("patient") or request.query_params.get("subject")
-        if not registry_id:
+        # A NUL cannot be compared with PostgreSQL text: refuse it like a missing id, not with a 500.
+        if not registry_id or "\x00" in registry_id:
             raise ValidationError({"patient": ["Search by patient: ?patient=<registry id>."]})
         registry_id = registry_id.removeprefix("Patient/")
         events = self.get_queryset().filter(procedure__patient__registry_id=registry_id).order_by("onset_on", "pk")

@@ -6,7 +6,7 @@ import django_filters as df
 
 from events.choices import Category, Grade, Outcome
 from events.models import AdverseEvent
-from registry.api.filters import StrictBooleanFilter
+from registry.api.filters import IntegerFilter, StrictBooleanFilter
 from registry.choices import CellSource, CellType, Site
 
 
@@ -20,7 +20,7 @@ class AdverseEventFilter(df.FilterSet):
     category = df.ChoiceFilter(choices=Category.choices)
     outcome = df.ChoiceFilter(choices=Outcome.choices)
     grade = df.TypedChoiceFilter(choices=Grade.choices, coerce=int)
-    grade_min = df.NumberFilter(field_name="grade", lookup_expr="gte", help_text="Grade at least this (1-5).")
+    grade_min = IntegerFilter(field_name="grade", lookup_expr="gte", help_text="Grade at least this (1-5).")
     serious = StrictBooleanFilter()
     onset_after = df.DateFilter(field_name="onset_on", lookup_expr="gte")
     onset_before = df.DateFilter(field_name="onset_on", lookup_expr="lte")

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from events.models import AdverseEvent
 from registry import selectors
-from registry.api.base import RegistrySerializer
+from registry.api.base import RegistrySerializer, SlugRelatedField
 from registry.models import Procedure
 
 
@@ -17,7 +17,7 @@ class AdverseEventSerializer(RegistrySerializer):
         required=False,
         help_text="Your system's id for the event; generated when omitted; fixed after creation.",
     )
-    procedure = serializers.SlugRelatedField(
+    procedure = SlugRelatedField(
         slug_field="external_id", queryset=Procedure.objects.none(), help_text="The procedure id."
     )
     retracted = serializers.BooleanField(source="is_retracted", read_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
@@ -64,6 +65,15 @@ class RegistrySerializer(serializers.ModelSerializer):
             field.queryset = selector(request.user)
 
 
+class SlugRelatedField(serializers.SlugRelatedField):
+    """A SlugRelatedField that answers a NUL character with 400, not 500 (PostgreSQL text cannot hold one)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 IF_MATCH = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
@@ -73,7 +83,8 @@ IF_MATCH = OpenApiParameter(
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
     IDEMPOTENCY_HEADER,
-    OpenApiTypes.STR,
+    # What idempotent() accepts: 1-255 characters, not blank (HTTP strips blanks around a header value).
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^\S(?:.*\S)?$"},
     OpenApiParameter.HEADER,
     required=False,
     description="A client-chosen unique key (1-255 characters). Retrying with the same key and body returns "
@@ -140,6 +151,7 @@ class VersionedViewSet(
         return super().partial_update(request, *args, **kwargs)
 
 
+@extend_validation_errors(["invalid"], field_name=IDEMPOTENCY_HEADER, methods=["post"])
 class ClinicalViewSet(VersionedViewSet):
     """VersionedViewSet plus create, honouring Idempotency-Key."""
 

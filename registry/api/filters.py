@@ -34,6 +34,12 @@ class StrictBooleanFilter(df.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class IntegerFilter(df.NumberFilter):
+    """NumberFilter takes any decimal (?birth_year=0.5); a year or a grade is a whole number."""
+
+    field_class = forms.IntegerField
+
+
 class ClinicFilter(df.FilterSet):
     gmp_certified = StrictBooleanFilter()
 
@@ -47,6 +53,7 @@ class PatientFilter(df.FilterSet):
     enrolled_after = df.DateFilter(field_name="enrolled_on", lookup_expr="gte")
     enrolled_before = df.DateFilter(field_name="enrolled_on", lookup_expr="lte")
     withdrawn = StrictBooleanFilter(field_name="withdrawn_on", lookup_expr="isnull", exclude=True)
+    birth_year = IntegerFilter()
 
     class Meta:
         model = Patient

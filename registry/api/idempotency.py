@@ -36,11 +36,12 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
     key = request.headers.get(HEADER)
     if key is None:
         return handler()
-    key = key.strip()
-    if not key or len(key) > 255:
+    # The schema's limits on the header as sent (1-255 characters, not all blank).
+    if not key.strip() or len(key) > 255:
         from rest_framework.exceptions import ValidationError
 
         raise ValidationError({HEADER: ["Idempotency-Key must be 1 to 255 characters."]})
+    key = key.strip()
     fingerprint = _fingerprint(request)
     with transaction.atomic():
         with connection.cursor() as cursor:

@@ -24,8 +24,10 @@ class RegistryCursorPagination(CursorPagination):
             return None
         cursor = super().decode_cursor(request)
         # The position is an id (ordering is by id): anything else would reach the SQL as a bad integer.
-        if cursor is not None and cursor.position is not None and not (
-            cursor.position.isascii() and cursor.position.isdigit()
+        if (
+            cursor is not None
+            and cursor.position is not None
+            and not (cursor.position.isascii() and cursor.position.isdigit())
         ):
             raise NotFound(self.invalid_cursor_message)
         return cursor

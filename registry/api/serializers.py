@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from registry import selectors
-from registry.api.base import RegistrySerializer
+from registry.api.base import RegistrySerializer, SlugRelatedField
 from registry.models import Clinic, FollowUpVisit, Patient, Procedure
 
 
@@ -26,7 +26,7 @@ class ClinicSerializer(RegistrySerializer):
 
 
 class PatientSerializer(RegistrySerializer):
-    clinic = serializers.SlugRelatedField(
+    clinic = SlugRelatedField(
         slug_field="code",
         queryset=Clinic.objects.none(),
         required=False,
@@ -63,7 +63,7 @@ class ProcedureSerializer(RegistrySerializer):
         required=False,
         help_text="Your system's id for the procedure; generated when omitted; fixed after creation.",
     )
-    patient = serializers.SlugRelatedField(slug_field="registry_id", queryset=Patient.objects.none())
+    patient = SlugRelatedField(slug_field="registry_id", queryset=Patient.objects.none())
     clinic = serializers.SlugRelatedField(slug_field="code", read_only=True)
 
     class Meta:

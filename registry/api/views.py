@@ -8,7 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from registry import selectors, services
 from registry.api.base import ClinicalViewSet, RegistryModelPermissions, VersionedViewSet
-from registry.api.filters import FollowUpVisitFilter, PatientFilter, ProcedureFilter
+from registry.api.filters import ClinicFilter, FollowUpVisitFilter, PatientFilter, ProcedureFilter
 from registry.api.serializers import (
     ClinicSerializer,
     FollowUpVisitSerializer,
@@ -22,7 +22,7 @@ class ClinicViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = ClinicSerializer
     permission_classes = [IsAuthenticated, RegistryModelPermissions]
-    filterset_fields = ("country", "gmp_certified")
+    filterset_class = ClinicFilter
 
     def get_queryset(self):
         return selectors.clinics_for_user(self.request.user)

@@ -182,7 +182,9 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
     for r in rows[PATIENTS]:
         if r.clinic_id and r.clinic_id not in clinic_codes:
             errors.add(PATIENTS, r.line, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
-        errors.add_rules(PATIENTS, r.line, patient_errors(r))
+        found = patient_errors(r)
+        if found:
+            errors.add_rules(PATIENTS, r.line, found)
 
     procedures = {r.external_id: r for r in rows[PROCEDURES] if r.external_id}
     moved = []
@@ -201,7 +203,9 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
             r.processing, r.volume_ml = old.processing, old.volume_ml
             if r.performed_on is not None and r.performed_on != old.performed_on:
                 moved.append((r, old))
-        errors.add_rules(PROCEDURES, r.line, procedure_errors(r, patient=patient))
+        found = procedure_errors(r, patient=patient)
+        if found:
+            errors.add_rules(PROCEDURES, r.line, found)
 
     _check_patients_against_procedures(patients, procedures, stored, plan, errors)
     _check_moved_procedures(moved, rows, plan, errors)
@@ -218,7 +222,9 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
             r.due_on = performed_on + timedelta(days=VISIT_SCHEDULE[r.visit][0])
         if r.visit is not None and r.due_on is not None:
             r.window_start, r.window_end = visit_window(r.visit, r.due_on)
-        errors.add_rules(FOLLOW_UPS, r.line, visit_errors(r, performed_on=performed_on))
+        found = visit_errors(r, performed_on=performed_on)
+        if found:
+            errors.add_rules(FOLLOW_UPS, r.line, found)
         if r.procedure_key:
             plan.scheduled.add(r.procedure_key)
     plan.scheduled |= procedures.keys()
@@ -236,7 +242,8 @@ def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
             enrolled_on=patient.enrolled_on if patient is not None else None,
             allow_historical=True,  # migrating clinics load events from before their patients' enrolment
         )
-        errors.add_rules(EVENTS, r.line, found)
+        if found:
+            errors.add_rules(EVENTS, r.line, found)
         kept = stored.retracted.get(r.external_id)
         if kept is not None and kept != tuple(getattr(r, name) for name in _EVENT_VALUES):
             errors.add(EVENTS, r.line, "event_id", "A retracted adverse event cannot be edited.")
@@ -281,7 +288,9 @@ def _check_moved_procedures(moved: list, rows: dict, plan: Plan, errors: _Errors
     by_pk = {old.pk: r for r, old in moved}
     named_events = {r.external_id for r in rows[EVENTS]}
     named_visits = {(r.procedure_key, r.visit) for r in rows[FOLLOW_UPS]}
-    for event in AdverseEvent.objects.filter(procedure_id__in=list(by_pk)).exclude(external_id__in=named_events):
+    for event in AdverseEvent.objects.filter(procedure_id__in=list(by_pk)):
+        if event.external_id in named_events:
+            continue  # its row in the folder is checked instead
         r = by_pk[event.procedure_id]
         found = adverse_event_errors(event, performed_on=r.performed_on, allow_historical=True)
         if "onset_on" in found:

@@ -1,9 +1,11 @@
 """Return the import's counts after writing a checked plan: COPY to staging, then set-based upserts.
 
 Rows go into temporary staging tables with COPY and reach the registry's tables
-through INSERT ... SELECT ... ON CONFLICT DO NOTHING (new rows) and
-UPDATE ... FROM (changed rows only, compared with IS DISTINCT FROM, so an
-unchanged row is neither touched nor audited). The registry's triggers and CHECK
+through UPDATE ... FROM (changed rows only, compared with IS DISTINCT FROM, so an
+unchanged row is neither touched nor audited) and INSERT ... SELECT ... WHERE NOT
+EXISTS (new rows: one anti-join, which stays cheap when a re-import names a million
+stored rows). A row another transaction inserted in between is not skipped
+silently: its unique constraint refuses the import. The registry's triggers and CHECK
 constraints stay on: they fire per row and are the backstop behind
 registry.importer.check; a refusal of theirs becomes an ImportRefused.
 
@@ -223,11 +225,9 @@ def write_plan(*, plan: Plan, present: Iterable[str], phases: dict[str, float] |
                 counts[CLINICS] = _upsert(cursor, _TARGETS[CLINICS], len(plan.clinics))
             with timed(summary.phases, "write patients"):
                 patients_updated = _upsert(cursor, _TARGETS[PATIENTS], len(plan.patients), ids=True)
-                _refresh_statistics(cursor, "registry_patient", created=patients_updated[0])
             with timed(summary.phases, "write procedures"):
                 counts[PROCEDURES] = _upsert(cursor, _TARGETS[PROCEDURES], len(plan.procedures))
                 counts[PATIENTS] = _write_deferred_deaths(cursor, plan, *patients_updated)
-                _refresh_statistics(cursor, "registry_procedure", created=counts[PROCEDURES].created)
             with timed(summary.phases, "write visits"):
                 _write_visits(cursor, plan, summary)
             with timed(summary.phases, "write events"):
@@ -261,15 +261,7 @@ def _stage(cursor, plan: Plan) -> None:
         with cursor.copy(f"COPY {table} FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(f"ANALYZE {table}")  # the planner would otherwise guess the staging tables' size
-
-
-def _refresh_statistics(cursor, table: str, *, created: int) -> None:
-    # Row triggers and foreign-key checks look parents up by id with plans cached while the
-    # table was small; a seq-scan plan for a table now holding 100,000 rows made every child
-    # insert cost milliseconds. ANALYZE counts our own uncommitted rows and invalidates those plans.
-    if created:
-        cursor.execute(f"ANALYZE {table}")
+        cursor.execute(f"ANALYZE {table}")  # temp tables get no autovacuum: give the planner real row counts
 
 
 def _upsert(cursor, target: _Target, total: int, *, ids: bool = False):
@@ -290,7 +282,7 @@ def _upsert(cursor, target: _Target, total: int, *, ids: bool = False):
         f"""INSERT INTO {target.table} ({target.key}, {", ".join(columns)}, {", ".join(inserted)})
             SELECT s.{target.key}, {", ".join(exprs)}, {", ".join(inserted.values())}
             FROM {target.staging} AS s {target.joins}
-            ON CONFLICT ({target.key}) DO NOTHING"""  # noqa: S608 - identifiers from _TARGETS; no value is interpolated
+            WHERE NOT EXISTS (SELECT FROM {target.table} AS t WHERE t.{target.key} = s.{target.key})"""  # noqa: S608 - identifiers from _TARGETS; no value is interpolated
     )
     if ids:
         return cursor.rowcount, updated
@@ -354,7 +346,9 @@ def _write_visits(cursor, plan: Plan, summary: Summary) -> None:
             FROM import_schedule x JOIN registry_procedure pr ON pr.external_id = x.external_id
             CROSS JOIN (VALUES {values}) AS sch (visit, due, start, finish)
             LEFT JOIN import_visit s ON s.procedure_key = x.external_id AND s.visit = sch.visit
-            ON CONFLICT (procedure_id, visit) DO NOTHING""",  # noqa: S608 - placeholders only; values are bound
+            WHERE NOT EXISTS (
+                SELECT FROM registry_followupvisit v WHERE v.procedure_id = pr.id AND v.visit = sch.visit
+            )""",  # noqa: S608 - placeholders only; values are bound
         [value for offset in offsets for value in offset],
     )
     summary.visits_created = cursor.rowcount

@@ -1,7 +1,55 @@
 """The incidence engine: SQL does the counting, Python only the interval arithmetic.
 
 ``compute_incidence(params=...)`` is the single code path behind stored runs (the
-Celery task), the API, the admin and ``manage.py compute_incidence``.
+Celery task, started from the admin, the API or the nightly schedule) and
+``manage.py compute_incidence``, so they give the same numbers.
+
+Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is here):
+
+- Unit: the procedure; time zero ``performed_on``; procedures performed after the
+  cut-off are not in the report at all.
+- Counting events: only non-retracted events (``retracted_at IS NULL``) exist for the
+  report, both as outcomes and as contacts.
+- Last contact = latest of performed_on, completed follow-up visit dates, onsets of
+  (non-retracted) adverse events of any category, and the death date, whatever their
+  date (a visit or event after the cut-off or after withdrawal is still a contact;
+  the observation end below caps it).
+- Observation end = earliest of last contact, withdrawal date, cut-off date.
+- Outcomes: ``any`` (every event), ``serious`` (``serious`` is true), ``grade_3_plus``
+  (CTCAE grade >= 3), and each category. A procedure is a case when its first
+  qualifying event has onset on or before its observation end; repeated events add
+  nothing. An event after withdrawal or after the cut-off is therefore never a case.
+- Onset window N (optional): an event qualifies only if ``onset_on - performed_on <= N``
+  (inclusive, in days). Observation time is not truncated at N; only which events
+  qualify changes.
+- Days at risk = (first qualifying onset for a case, else observation end) -
+  performed_on; an event on the procedure day gives a case with 0 days. Should the
+  patient have withdrawn before the procedure (observation end earlier than time
+  zero) the procedure counts with 0 days and no case. Person-years = days / 365.25.
+- Proportion = cases / procedures with the 95 % Wilson score interval, or
+  Clopper-Pearson ("clopper-pearson"). Rate per 100 person-years with the exact Poisson
+  (Garwood) interval chi2.ppf(0.025, 2k)/2 and chi2.ppf(0.975, 2k+2)/2 events over
+  person-years (lower limit 0 when k = 0); rate and interval empty when there is no
+  person-time.
+- Kaplan-Meier: time = days at risk, event = case, censoring at observation end. On
+  a day with both, events come first (everyone whose time is >= t is at risk at t).
+  Reported as cumulative incidence 1 - S(t) at t = 30, 365, 730 and 1826 days,
+  inclusive (an event on day 30 counts at 30 days). S(t) is lifelines'
+  ``survival_function_at_times(t)``: exp(sum over event days u <= t of
+  log(n_u - d_u) - log(n_u)). 95 % interval: Greenwood with the log(-log) transform
+  ("exponential Greenwood", lifelines' default):
+  S^exp(+-1.96 sqrt(V) / log S) with V = sum d_u / (n_u (n_u - d_u)) over days with
+  n_u > d_u, mapped to 1 - S; (0, 0) while S = 1 and (1, 1) once S = 0, as lifelines.
+- Beyond the data: the estimate at t is reported only if at least one procedure's
+  time is >= t (someone was followed, event-free, that long, or had the event exactly
+  then); otherwise it is empty (None), where lifelines would carry the last value
+  forward.
+- Strata: site, cell_type, cell_source, clinic (code), country (the clinic's), sex,
+  age_band, year (calendar year of performed_on). Age = year of performed_on - birth
+  year (only years are stored); bands <40, 40-49, 50-59, 60-69, 70-79, 80+. Margins:
+  every subset of the chosen strata (GROUP BY CUBE); a margin carries "ALL".
+- Scope: a user's report covers only the clinics the user may see, fixed when the run
+  is started (reports.services.incidence_run_start).
 """
 
 from reports.engine.compute import IncidenceRow, compute_incidence

@@ -5,31 +5,34 @@ Pipeline (CTEs), all in PostgreSQL, one scan of each table:
 ``ev``      per procedure: latest onset of any counting (non-retracted) event, and the
             first onset per outcome (``min(onset_on) FILTER (WHERE <outcome>)``).
 ``vis``     per procedure: latest completed follow-up visit.
+            (Both materialised on their own, so PostgreSQL may aggregate them with
+            parallel workers without every worker rebuilding them for a join.)
 ``base``    per procedure (materialised once): stratum values; ``e`` = observation end
             - performed_on in days (floored at 0); ``t<k>`` = days to the first
             qualifying onset of outcome k when that procedure is a case, else NULL.
-``counts``  GROUP BY CUBE(strata): procedures, and per outcome cases, days at risk
-            (``t`` for a case, else ``e``) and the longest follow-up.
-``ends``    GROUP BY CUBE(strata), day: how many procedures' observation ends that day
-            (days capped at KM_MAX_DAY + 1: beyond the last horizon only "still at
-            risk" matters).
-``case_days`` GROUP BY CUBE(strata), outcome, day, over cases only: events that day,
-            and cases whose observation ended that day.
-``km_steps`` number at risk on each event day. With ``e`` the censoring day had
-            there been no event, n(t) = #{e >= t} - #{cases with onset < t <= e}; the
-            first term is a window over ``ends`` per stratum, the second a window over
-            ``case_days`` per stratum and outcome. Only cases are unpivoted per outcome,
-            so the work grows with events, not with procedures x outcomes.
-``km``      per stratum and outcome and horizon: sum of log(n - d) - log(n), whether
-            some day had d = n (S fell to 0), and the Greenwood sum d / (n (n - d)).
+            The observation end is computed once per row (OFFSET 0 fence).
+``fine``    GROUP BY finest strata and ``LEAST(e, KM_MAX_DAY + 1)``: procedures, and per
+            outcome cases, days at risk (``t`` for a case, else ``e``), and ``x<k>`` =
+            cases of k (with onset <= KM_MAX_DAY) among them.
+``counts``  GROUP BY CUBE(strata) over ``fine``: the margins of those sums.
+``ends``    GROUP BY CUBE(strata), day over ``fine``: procedures whose time without an
+            event ends that day (beyond the last horizon only "still at risk" matters,
+            so days are capped at KM_MAX_DAY + 1), and the ``x<k>``.
+``event_days`` GROUP BY CUBE(strata), outcome, day: first qualifying onsets of cases
+            (at the finest strata first, one GROUPING SET per outcome: one pass over
+            ``base``, no per-outcome unpivot of procedures).
+``km_events``/``km_ends`` the Kaplan-Meier input, per stratum (and outcome), as compact
+            comma-separated integers: "day,events" pairs, and "day,ends,x0,x1,..."
+            tuples. reports.engine.km turns them into n(t) and S(t).
 
-Events come before censorings on the same day because n(t) counts everyone whose
-time is >= t. Python receives one row per stratum and outcome.
+Python receives one row per stratum and outcome (with its event days), and one per
+stratum with its end days: at most a few thousand day counts per stratum, however
+many procedures there are.
 """
 
 from __future__ import annotations
 
-from reports.choices import AGE_BANDS, HORIZONS, KM_MAX_DAY, OUTCOME_ANY, OUTCOME_GRADE_3_PLUS, OUTCOME_SERIOUS
+from reports.choices import AGE_BANDS, KM_MAX_DAY, OUTCOME_ANY, OUTCOME_GRADE_3_PLUS, OUTCOME_SERIOUS
 from reports.engine.params import IncidenceParams
 
 
@@ -51,6 +54,7 @@ STRATUM_SQL: dict[str, str] = {
     "age_band": _age_band_sql(),
     "year": "to_char(p.performed_on, 'YYYY')",
 }
+_NEEDS_CLINIC = {"clinic", "country"}
 
 
 def _outcome_filter(outcome: str, index: int, args: dict) -> str:
@@ -68,13 +72,14 @@ def _outcome_filter(outcome: str, index: int, args: dict) -> str:
 def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
     """Return (sql, args) computing the aggregated incidence rows for ``params``.
 
-    Columns: g (GROUPING bitmask, bit i set = stratum i is a margin), s0..s{k-1},
-    k (index into params.outcomes), n, cases, days, maxt, then per horizon
-    l_<h>, z_<h>, v_<h> (log-survival sum, reached-zero flag, Greenwood sum).
+    Columns: g (GROUPING bitmask, bit set = that stratum is a margin; the first stratum
+    is the highest bit), s0..s{k-1}, k (index into params.outcomes, or -1 for a
+    stratum's end-day row), n, cases, person_days, days ("day,events,..." pairs; for
+    k = -1 "day,ends,x0,x1,..." tuples).
     """
     args: dict = {"cutoff": params.cutoff_on, "window": params.onset_window_days}
     strata = [f"s{i}" for i in range(len(params.strata))]
-    outcomes = list(range(len(params.outcomes)))
+    ks = list(range(len(params.outcomes)))
     cap = KM_MAX_DAY + 1
 
     scope_p = scope_ev = scope_vis = ""
@@ -84,127 +89,108 @@ def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
         scoped = "(SELECT sp.id FROM registry_procedure sp WHERE sp.clinic_id = ANY(%(scope)s))"
         scope_ev = f"AND e.procedure_id IN {scoped}"
         scope_vis = f"AND v.procedure_id IN {scoped}"
+    clinic_join = "JOIN registry_clinic c ON c.id = p.clinic_id" if _NEEDS_CLINIC & set(params.strata) else ""
 
-    firsts = ",\n           ".join(
-        f"min(e.onset_on){_outcome_filter(o, k, args)} AS f{k}" for k, o in enumerate(params.outcomes)
-    )
-    stratum_cols = "".join(f"{STRATUM_SQL[name]} AS s{i},\n           " for i, name in enumerate(params.strata))
-    case_days = ",\n           ".join(
-        f"CASE WHEN ev.f{k} - p.performed_on <= LEAST(x.end_raw, %(window)s::int) "
-        f"THEN ev.f{k} - p.performed_on END AS t{k}"
-        for k in outcomes
-    )
-    tmin = f"LEAST({', '.join(f'b.t{k}' for k in outcomes)})"
+    def each(template: str, sep: str = ", ") -> str:
+        return sep.join(template.format(k=k) for k in ks)
 
+    firsts = ", ".join(
+        f"min(e.onset_on){_outcome_filter(outcome, k, args)} AS f{k}" for k, outcome in enumerate(params.outcomes)
+    )
+    # Byte order ("C") for the grouping keys: the report sorts rows itself, and memcmp is cheaper.
+    stratum_cols = "".join(f'({STRATUM_SQL[name]}) COLLATE "C" AS s{i}, ' for i, name in enumerate(params.strata))
     if strata:
         grouping = f"GROUPING({', '.join(strata)})"
         cube = f"CUBE ({', '.join(strata)})"
         cube_and = f"{cube}, "
     else:
         grouping, cube, cube_and = "0", "()", ""
-    sel_strata = "".join(f"COALESCE({s}, '') AS {s}, " for s in strata)
+    sel = "".join(f"COALESCE({s}, '') AS {s}, " for s in strata)
     plain = "".join(f"{s}, " for s in strata)
     part = ", ".join(["g", *strata])
-    join_on = " AND ".join(f"km.{c} = c.{c}" for c in ["g", *strata])
-
-    per_outcome_counts = ",\n           ".join(
-        f"count(t{k}) AS c{k}, sum(COALESCE(t{k}, e)) AS d{k}, max(COALESCE(t{k}, e)) AS m{k}" for k in outcomes
-    )
-    unpivot_cases = ", ".join(f"({k}, b.t{k})" for k in outcomes)
-    unpivot_counts = ", ".join(f"({k}, c.c{k}, c.d{k}, c.m{k})" for k in outcomes)
-    km_aggs = []
-    km_cols = []
-    for label, day in HORIZONS:
-        cond = f"d > 0 AND t <= {int(day)}"
-        km_aggs.append(
-            f"sum(CASE WHEN n > d THEN ln((n - d)::float8) - ln(n::float8) END) FILTER (WHERE {cond}) AS l_{label}, "
-            f"bool_or(n = d) FILTER (WHERE {cond}) AS z_{label}, "
-            f"sum(CASE WHEN n > d THEN d::float8 / (n::float8 * (n - d)::float8) END) "
-            f"FILTER (WHERE {cond}) AS v_{label}"
-        )
-        km_cols.append(f"km.l_{label}, km.z_{label}, km.v_{label}")
+    join_on = " AND ".join(f"ke.{c} = c.{c}" for c in ["g", *strata])
 
     sql = f"""
-WITH ev AS (
-    SELECT e.procedure_id,
-           max(e.onset_on) AS last_onset,
-           {firsts}
+WITH ev AS MATERIALIZED (
+    SELECT e.procedure_id, max(e.onset_on) AS last_onset, {firsts}
     FROM events_adverseevent e
     WHERE e.retracted_at IS NULL {scope_ev}
     GROUP BY e.procedure_id
 ),
-vis AS (
+vis AS MATERIALIZED (
     SELECT v.procedure_id, max(v.completed_on) AS last_visit
     FROM registry_followupvisit v
     WHERE v.completed_on IS NOT NULL {scope_vis}
     GROUP BY v.procedure_id
 ),
 base AS MATERIALIZED (
-    SELECT {stratum_cols}GREATEST(x.end_raw, 0) AS e,
-           {case_days}
-    FROM registry_procedure p
-    JOIN registry_patient pt ON pt.id = p.patient_id
-    JOIN registry_clinic c ON c.id = p.clinic_id
-    LEFT JOIN ev ON ev.procedure_id = p.id
-    LEFT JOIN vis ON vis.procedure_id = p.id
-    CROSS JOIN LATERAL (
-        SELECT LEAST(GREATEST(p.performed_on, vis.last_visit, ev.last_onset, pt.death_date),
-                     pt.withdrawn_on, %(cutoff)s::date) - p.performed_on AS end_raw
-    ) x
-    WHERE p.performed_on <= %(cutoff)s::date {scope_p}
+    SELECT {plain}GREATEST(end_raw, 0) AS e,
+           {each("CASE WHEN f{k} <= LEAST(end_raw, %(window)s::int) THEN f{k} END AS t{k}")}
+    FROM (
+        SELECT {stratum_cols}
+               LEAST(GREATEST(p.performed_on, vis.last_visit, ev.last_onset, pt.death_date),
+                     pt.withdrawn_on, %(cutoff)s::date) - p.performed_on AS end_raw,
+               {each("ev.f{k} - p.performed_on AS f{k}")}
+        FROM registry_procedure p
+        JOIN registry_patient pt ON pt.id = p.patient_id
+        {clinic_join}
+        LEFT JOIN ev ON ev.procedure_id = p.id
+        LEFT JOIN vis ON vis.procedure_id = p.id
+        WHERE p.performed_on <= %(cutoff)s::date {scope_p}
+        OFFSET 0
+    ) q
+),
+fine AS MATERIALIZED (
+    SELECT {plain}LEAST(e, {cap}) AS t, count(*) AS ne,
+           {
+        each(
+            "count(t{k}) AS c{k}, sum(COALESCE(t{k}, e)) AS d{k}, "
+            f"count(*) FILTER (WHERE t{{k}} <= {KM_MAX_DAY}) AS x{{k}}"
+        )
+    }
+    FROM base
+    GROUP BY {plain}LEAST(e, {cap})
 ),
 counts AS (
-    SELECT {grouping} AS g, {sel_strata}count(*) AS n,
-           {per_outcome_counts}
-    FROM base
+    SELECT {grouping} AS g, {sel}COALESCE(sum(ne), 0)::bigint AS n,
+           {each("sum(c{k})::bigint AS c{k}, sum(d{k})::bigint AS d{k}")}
+    FROM fine
     GROUP BY {cube}
 ),
 ends AS (
-    SELECT {grouping} AS g, {sel_strata}LEAST(e, {cap}) AS t, count(*)::int AS ne
-    FROM base
-    GROUP BY {cube_and}LEAST(e, {cap})
+    SELECT {grouping} AS g, {sel}t, sum(ne)::int AS ne, {each("sum(x{k})::int AS x{k}")}
+    FROM fine
+    GROUP BY {cube_and}t
 ),
-case_days AS (
-    SELECT {grouping} AS g, {sel_strata}k, t, sum(d)::int AS d, sum(x)::int AS x
+event_days AS (
+    SELECT {grouping} AS g, {sel}k, t, sum(d)::int AS d
     FROM (
-        SELECT {plain}o.k, z.t, z.d, z.x
-        FROM base b
-        CROSS JOIN LATERAL (VALUES {unpivot_cases}) AS o(k, t)
-        CROSS JOIN LATERAL (VALUES (o.t, 1, 0), (b.e, 0, 1)) AS z(t, d, x)
-        WHERE {tmin} <= {KM_MAX_DAY}
-          AND o.t <= {KM_MAX_DAY} AND z.t <= {KM_MAX_DAY}
+        SELECT {plain}CASE {each("WHEN GROUPING(t{k}) = 0 THEN {k}", " ")} END AS k,
+               CASE {each("WHEN GROUPING(t{k}) = 0 THEN t{k}", " ")} END AS t,
+               count(*) AS d
+        FROM base
+        WHERE LEAST({each("t{k}")}) <= {KM_MAX_DAY}
+        GROUP BY GROUPING SETS ({each("(" + plain + "t{k})")})
     ) u
+    WHERE t <= {KM_MAX_DAY}
     GROUP BY {cube_and}k, t
 ),
-steps AS (
-    SELECT {part}, k, t, d, x, 0 AS ne FROM case_days
-    UNION ALL
-    SELECT {part}, -1, t, 0, 0, ne FROM ends
-),
-risk AS (
-    SELECT {part}, k, t, d, x,
-           sum(ne) OVER (PARTITION BY {part})
-           - COALESCE(sum(ne) OVER (PARTITION BY {part} ORDER BY t
-                                    RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS a
-    FROM steps
-),
-km_steps AS (
-    SELECT {part}, k, t, d,
-           (a - (sum(d) OVER w - d) + (sum(x) OVER w - x))::bigint AS n
-    FROM risk
-    WHERE k >= 0
-    WINDOW w AS (PARTITION BY {part}, k ORDER BY t)
-),
-km AS (
-    SELECT {part}, k,
-           {", ".join(km_aggs)}
-    FROM km_steps
+km_events AS (
+    SELECT {part}, k, string_agg(t || ',' || d, ',') AS days
+    FROM event_days
     GROUP BY {part}, k
+),
+km_ends AS (
+    SELECT {part}, string_agg(concat_ws(',', t, ne, {each("x{k}")}), ',') AS days
+    FROM ends
+    GROUP BY {part}
 )
-SELECT c.g, {"".join(f"c.{s}, " for s in strata)}o.k, c.n, o.cases, o.days, o.maxt,
-       {", ".join(km_cols)}
+SELECT c.g, {"".join(f"c.{s}, " for s in strata)}o.k, c.n, o.cases, o.days AS person_days, ke.days
 FROM counts c
-CROSS JOIN LATERAL (VALUES {unpivot_counts}) AS o(k, cases, days, maxt)
-LEFT JOIN km ON {join_on} AND km.k = o.k
+CROSS JOIN LATERAL (VALUES {each("({k}, c.c{k}, c.d{k})")}) AS o(k, cases, days)
+LEFT JOIN km_events ke ON {join_on} AND ke.k = o.k
+UNION ALL
+SELECT g, {plain}-1, NULL, NULL, NULL, days
+FROM km_ends
 """  # noqa: S608 - only fixed fragments and validated stratum/outcome indexes are interpolated; values are bound
     return sql, args

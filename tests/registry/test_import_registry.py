@@ -156,10 +156,8 @@ def test_it_stores_vocabulary_codes_criteria_relatedness_and_external_ids(folder
     )
     assert infection.serious is True
     assert infection.serious_hospitalisation and infection.serious_medically_important
-    assert not any(
-        (infection.serious_death, infection.serious_life_threatening, infection.serious_disability)
-        + (infection.serious_congenital_anomaly,)
-    )
+    others = ("serious_death", "serious_life_threatening", "serious_disability", "serious_congenital_anomaly")
+    assert not any(getattr(infection, name) for name in others)
     assert (infection.outcome, infection.resolved_on, infection.causality_procedure) == (
         "recovered_with_sequelae",
         dt.date(2022, 6, 20),
@@ -449,6 +447,13 @@ def test_error_lines_are_physical_lines_after_a_cell_spanning_lines(folder):
     assert "adverse_events.csv line 8, column grade: Not a whole number: 'one'." in message
 
 
+def test_a_row_with_the_wrong_number_of_values_is_reported(folder):
+    with (folder / "clinics.csv").open("a", newline="") as fh:
+        fh.write("FR-PAR-01,Clinique Paris,FR,Paris,true,extra\n")
+
+    assert "clinics.csv line 4, column (row): The row has 6 values; the header has 5." in refused(folder)
+
+
 def test_an_unknown_user_is_refused(folder):
     assert "No user named 'nobody'." in refused(folder, "--user", "nobody")
     assert Clinic.objects.count() == 0
@@ -459,13 +464,13 @@ def test_a_database_refusal_becomes_an_import_refusal(clinic_a):
     # constraints remain the backstop, and their refusal must read as an import error.
     before = counts()
     patient = PatientRow(
-        line=2, registry_id="P-BACKSTOP", clinic_id="A-MAD", sex="F", birth_year=1850, enrolled_on=dt.date(2023, 1, 1)
+        line=2, registry_id="P-BACKSTOP", clinic_id="A-MAD", sex="Q", birth_year=1970, enrolled_on=dt.date(2023, 1, 1)
     )
 
     with pytest.raises(ImportRefused) as caught, transaction.atomic():
         write_plan(plan=Plan(patients=[patient]), present=["patients.csv"])
 
-    assert "(database): The database refused the import (patient_birth_year_plausible)" in caught.value.report()
+    assert "(database): The database refused the import (patient_sex_valid)" in caught.value.report()
     assert counts() == before
 
 
@@ -510,6 +515,19 @@ def test_a_changed_cell_is_updated_and_audited(folder, root):
     assert AdverseEventEvent.objects.filter(pgh_obj=event).count() == 2  # insert, then one update
     visit = FollowUpVisit.objects.get(procedure__external_id="PR-1001", visit="month_1")
     assert visit.completed_on == dt.date(2022, 4, 14)
+
+
+def test_a_folder_with_only_follow_ups_updates_stored_visits(folder):
+    run(folder)
+    keep_only(folder, "follow_ups.csv")
+    add_row(folder, "follow_ups.csv", procedure_id="PR-1003", visit="month_1", completed_on="2022-06-02")
+
+    output = run(folder)
+
+    assert output.splitlines()[0] == "follow_ups.csv: 0 created, 1 updated, 5 unchanged"
+    visit = FollowUpVisit.objects.get(procedure__external_id="PR-1003", visit="month_1")
+    assert visit.completed_on == dt.date(2022, 6, 2)
+    assert FollowUpVisit.objects.count() == 40
 
 
 def test_moving_a_procedure_earlier_reschedules_its_open_visits(folder):

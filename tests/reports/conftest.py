@@ -78,11 +78,6 @@ def complete_visit(procedure: Procedure, day: int):
     )
 
 
-@pytest.fixture
-def day0():
-    return dt.date(2023, 1, 15)
-
-
 @pytest.fixture(autouse=True)
 def eager_celery(request):
     """Run tasks in-process unless the test drives a real worker (whatever the environment says)."""

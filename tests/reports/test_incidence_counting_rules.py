@@ -203,3 +203,38 @@ def test_an_empty_registry_gives_an_empty_total(db):
     (total,) = rows.values()
     assert (total.procedures, total.cases, total.proportion, total.rate_per_100py) == (0, 0, None, None)
     assert total.km["30d"].value is None
+
+
+def test_visits_and_a_death_after_the_cut_off_end_observation_at_the_cut_off(clinic_a):
+    performed = dt.date(2023, 6, 1)
+    late = make_procedure(clinic=clinic_a, performed_on=performed, death_date=dt.date(2024, 3, 1))
+    complete_visit(late, (dt.date(2024, 2, 1) - performed).days)
+    (row,) = _rows(strata=[], outcomes=["any"]).values()
+    assert (row.procedures, row.cases, row.person_days) == (1, 0, 214)
+
+
+def test_a_procedure_after_the_patients_withdrawal_counts_with_no_time_and_no_case(clinic_a):
+    proc = make_procedure(clinic=clinic_a, performed_on=D0, withdrawn_on=dt.date(2023, 1, 12))
+    add_event(proc, 0)
+    complete_visit(proc, 30)
+    (row,) = _rows(strata=[], outcomes=["infection"]).values()
+    assert (row.procedures, row.cases, row.person_days) == (1, 0, 0)
+
+
+def test_a_retracted_first_event_leaves_the_next_one_as_the_case(clinic_a):
+    proc = make_procedure(clinic=clinic_a, performed_on=D0)
+    add_event(proc, 5, retracted=True)
+    add_event(proc, 12)
+    complete_visit(proc, 90)
+    (row,) = _rows(strata=[], outcomes=["infection"]).values()
+    assert (row.cases, row.person_days) == (1, 12)
+
+
+def test_an_event_on_the_horizon_day_counts_at_that_horizon(clinic_a):
+    on_day_30 = make_procedure(clinic=clinic_a, performed_on=D0)
+    add_event(on_day_30, 30)
+    complete_visit(on_day_30, 60)
+    followed = make_procedure(clinic=clinic_a, performed_on=D0)
+    complete_visit(followed, 60)
+    (row,) = _rows(strata=[], outcomes=["infection"]).values()
+    assert row.km["30d"].value == pytest.approx(0.5, rel=1e-12)
