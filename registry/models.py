@@ -232,6 +232,21 @@ class Patient(VersionedModel, CleanConstraintsMixin):
         ]
         triggers = [
             bump_version_trigger("patient"),
+            # Cross-row rule: procedures stay at the clinic where they were performed.
+            pgtrigger.Trigger(
+                name="patient_clinic_keeps_procedures",
+                when=pgtrigger.Before,
+                operation=pgtrigger.UpdateOf("clinic_id"),
+                condition=pgtrigger.Q(old__clinic__df=pgtrigger.F("new__clinic")),
+                func="""
+                IF EXISTS (SELECT 1 FROM registry_procedure p WHERE p.patient_id = NEW.id) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'patient_clinic_keeps_procedures',
+                        MESSAGE = 'A patient with procedures cannot move to another clinic.';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
             # Cross-row rule: a death date before one of the patient's procedures is unstorable.
             pgtrigger.Trigger(
                 name="patient_death_not_before_procedures",
@@ -255,6 +270,10 @@ class Patient(VersionedModel, CleanConstraintsMixin):
 
     def clean(self):
         errors = rules.patient_errors(self)
+        if self.pk and self.clinic_id and "clinic" not in errors:
+            moved = Patient.objects.filter(pk=self.pk).exclude(clinic_id=self.clinic_id).exists()
+            if moved and self.procedures.exists():
+                errors["clinic"] = "A patient with procedures cannot move to another clinic."
         if self.pk and self.death_date and "death_date" not in errors:
             latest = self.procedures.filter(performed_on__gt=self.death_date).order_by("-performed_on").first()
             if latest:
@@ -357,6 +376,16 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
                     RAISE EXCEPTION USING ERRCODE = 'check_violation',
                         CONSTRAINT = 'procedure_not_after_death',
                         MESSAGE = 'Procedure date cannot be after the patient''s death date.';
+                END IF;
+                IF TG_OP = 'UPDATE' AND NEW.performed_on > OLD.performed_on AND (
+                    EXISTS (SELECT 1 FROM events_adverseevent e
+                            WHERE e.procedure_id = NEW.id AND e.onset_on < NEW.performed_on)
+                    OR EXISTS (SELECT 1 FROM registry_followupvisit v
+                               WHERE v.procedure_id = NEW.id AND v.completed_on < NEW.performed_on)
+                ) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
+                        CONSTRAINT = 'procedure_not_after_its_events',
+                        MESSAGE = 'Procedure date cannot be after an onset or a completed visit of this procedure.';
                 END IF;
                 IF EXTRACT(YEAR FROM NEW.performed_on) < pat.birth_year THEN
                     RAISE EXCEPTION USING ERRCODE = 'check_violation',

@@ -175,3 +175,24 @@ def test_a_valid_serious_fatal_event_is_accepted(ae):
     ae.grade, ae.serious, ae.serious_death, ae.outcome = 5, True, True, "fatal"
     adverse_event_save(actor=None, event=ae)
     assert AdverseEvent.objects.get(pk=ae.pk).outcome == "fatal"
+
+
+def test_a_patient_with_procedures_cannot_move_to_another_clinic(ae, clinic_b):
+    patient = Patient.objects.get(pk=ae.procedure.patient_id)
+    patient.clinic = clinic_b
+    with pytest.raises(ValidationError) as info:
+        patient_save(actor=None, patient=patient)
+    assert "cannot move" in info.value.message_dict["clinic"][0]
+    with pytest.raises(IntegrityError, match="cannot move"), transaction.atomic():
+        Patient.objects.filter(pk=patient.pk).update(clinic=clinic_b)
+    assert Patient.objects.get(pk=patient.pk).clinic_id == ae.procedure.clinic_id
+
+
+def test_a_procedure_cannot_move_after_its_events(ae):
+    procedure = Procedure.objects.get(pk=ae.procedure_id)
+    procedure.performed_on = dt.date(2023, 3, 10)
+    with pytest.raises(ValidationError) as info:
+        procedure_save(actor=None, procedure=procedure)
+    assert "onset" in info.value.message_dict["performed_on"][0]
+    with pytest.raises(IntegrityError, match="cannot be after an onset"), transaction.atomic():
+        Procedure.objects.filter(pk=procedure.pk).update(performed_on=dt.date(2023, 3, 10))
