@@ -82,6 +82,9 @@ def parse_database_url(url: str) -> dict:
         "HOST": host,
         "PORT": str(port or ""),
         "OPTIONS": options,
-        "CONN_MAX_AGE": 0,
+        # Seconds a worker keeps its connection (0: one per request). Opening a connection
+        # costs more than a whole API write here; behind PgBouncer keep 0.
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0),
+        "CONN_HEALTH_CHECKS": True,
         "ATOMIC_REQUESTS": False,
     }

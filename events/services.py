@@ -24,7 +24,10 @@ def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
     """Return the adverse event after validating and saving it."""
     if event.procedure_id is None:
         raise ValidationError({"procedure": "An adverse event belongs to a procedure."})
-    _require_procedure(actor, event.procedure_id)
+    # The procedure object the form or serializer already loaded (through the scoped
+    # selector) carries its clinic: no second lookup.
+    if actor is not None and not selectors.can_write_clinic(actor, event.procedure.clinic_id):
+        raise PermissionDenied("You may not write data of this clinic.")
     with transaction.atomic(), audit_context(actor, "adverse_event_save"):
         if event.pk:
             stored = AdverseEvent.objects.select_for_update().get(pk=event.pk)

@@ -6,6 +6,13 @@ after every migrate (and after test flushes), so the groups never drift from it.
 
 from __future__ import annotations
 
+# Membership role code -> the auth group holding its permissions.
+ROLE_TO_GROUP = {
+    "clinician": "Clinician",
+    "coordinator": "Clinic coordinator",
+    "registry_admin": "Registry administrator",
+}
+
 CLINICAL = [
     ("registry", "patient"),
     ("registry", "procedure"),

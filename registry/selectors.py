@@ -12,6 +12,7 @@ from registry.choices import Role
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
 
 _CACHE_ATTR = "_registry_clinic_scope"
+_ROLES_ATTR = "_registry_roles"
 ALL = None  # scope value meaning "every clinic"
 
 
@@ -25,16 +26,34 @@ def clinic_scope(user) -> frozenset[int] | None:
         return frozenset()
     if hasattr(user, _CACHE_ATTR):
         return getattr(user, _CACHE_ATTR)
-    if user.is_superuser:
+    rows = [] if user.is_superuser else list(Membership.objects.filter(user=user).values_list("role", "clinic_id"))
+    if user.is_superuser or any(role == Role.REGISTRY_ADMIN for role, _ in rows):
         scope = ALL
     else:
-        rows = list(Membership.objects.filter(user=user).values_list("role", "clinic_id"))
-        if any(role == Role.REGISTRY_ADMIN for role, _ in rows):
-            scope = ALL
-        else:
-            scope = frozenset(clinic_id for _, clinic_id in rows if clinic_id is not None)
+        scope = frozenset(clinic_id for _, clinic_id in rows if clinic_id is not None)
     setattr(user, _CACHE_ATTR, scope)
+    setattr(user, _ROLES_ATTR, frozenset(role for role, _ in rows))
     return scope
+
+
+def role_permissions(user) -> frozenset[str] | None:
+    """Return the "app.codename" permissions ``user``'s roles grant, or None for a superuser.
+
+    The same definition the role groups are synced from (registry.roles), read from the
+    membership rows clinic_scope() already loaded, so an API request spends no query on it.
+    """
+    from registry.roles import ROLE_PERMISSIONS, ROLE_TO_GROUP
+
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return None
+    clinic_scope(user)
+    return frozenset(
+        f"{app}.{action}_{model}"
+        for role in getattr(user, _ROLES_ATTR)
+        for action, app, model in ROLE_PERMISSIONS[ROLE_TO_GROUP[role]]
+    )
 
 
 def is_registry_admin(user) -> bool:

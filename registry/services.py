@@ -11,16 +11,10 @@ from django.db import transaction
 
 from registry import selectors
 from registry.audit import audit_context as _audit
-from registry.choices import VISIT_SCHEDULE, Role, visit_window
+from registry.choices import VISIT_SCHEDULE, visit_window
 from registry.integrity import save_or_field_error
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
-
-# Role -> the auth group (created by migration registry 0002) holding its permissions.
-ROLE_GROUPS = {
-    Role.CLINICIAN: "Clinician",
-    Role.COORDINATOR: "Clinic coordinator",
-    Role.REGISTRY_ADMIN: "Registry administrator",
-}
+from registry.roles import ROLE_TO_GROUP
 
 
 def _require_clinic(actor, clinic_id) -> None:
@@ -40,7 +34,7 @@ def membership_create(*, user, role: str, clinic: Clinic | None = None, actor=No
         membership = Membership(user=user, clinic=clinic, role=role)
         membership.full_clean()
         save_or_field_error(membership)
-        user.groups.add(Group.objects.get(name=ROLE_GROUPS[role]))
+        user.groups.add(Group.objects.get(name=ROLE_TO_GROUP[role]))
         if not user.is_staff:
             user.is_staff = True
             user.save(update_fields=["is_staff"])

@@ -16,6 +16,7 @@ from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
+from registry import selectors
 from registry.api.concurrency import check_version, etag_for, expected_version
 from registry.api.errors import (
     IdempotencyKeyReusedResponse,
@@ -34,6 +35,14 @@ class RegistryModelPermissions(DjangoModelPermissions):
         "GET": ["%(app_label)s.view_%(model_name)s"],
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
     }
+
+    def has_permission(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return False
+        model = self._queryset(view).model
+        required = set(self.get_required_permissions(request.method, model))
+        granted = selectors.role_permissions(request.user)
+        return granted is None or required <= granted
 
 
 class RegistrySerializer(serializers.ModelSerializer):
@@ -167,7 +176,8 @@ class ClinicalViewSet(VersionedViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         instance = self._save(self.prepare_new(serializer.validated_data))
-        body = self.get_serializer(instance).data
+        serializer.instance = instance  # one serializer for input and output: DRF builds fields once
+        body = serializer.data
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}/")
         return Response(
             body, status=status.HTTP_201_CREATED, headers={"ETag": etag_for(instance), "Location": location}
