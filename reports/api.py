@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -17,6 +18,15 @@ from reports.serializers import IncidenceRunDetailSerializer, IncidenceRunReques
 LIST_LIMIT = 100
 
 
+def _documents_service_errors(view):
+    # incidence_run_start() re-validates the parameters as a whole (a stratum named twice, say)
+    # and answers code "invalid" on any request field or on the request as a whole.
+    for field in ("strata", "outcomes", "cutoff_on", "onset_window_days", "ci_method", None):
+        view = extend_validation_errors(["invalid"], field_name=field, methods=["post"])(view)
+    return view
+
+
+@_documents_service_errors
 class IncidenceRunListCreate(APIView):
     """GET: the latest runs the user may see. POST: start a run (202, then poll its URL)."""
 

@@ -45,7 +45,7 @@ class IncidenceResultSerializer(serializers.ModelSerializer):
 
 class IncidenceRunSerializer(serializers.ModelSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    duration_seconds = serializers.FloatField(read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = IncidenceRun
