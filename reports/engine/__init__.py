@@ -40,10 +40,11 @@ Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is 
   ("exponential Greenwood", lifelines' default):
   S^exp(+-1.96 sqrt(V) / log S) with V = sum d_u / (n_u (n_u - d_u)) over days with
   n_u > d_u, mapped to 1 - S; (0, 0) while S = 1 and (1, 1) once S = 0, as lifelines.
-- Beyond the data: the estimate at t is reported only if at least one procedure's
-  time is >= t (someone was followed, event-free, that long, or had the event exactly
-  then); otherwise it is empty (None), where lifelines would carry the last value
-  forward.
+- Beyond the data: past the longest follow-up in a stratum the estimate keeps its
+  last value (the step function is carried forward), exactly as lifelines'
+  ``survival_function_at_times`` and ``cumulative_density_at_times``; the interval too
+  (``confidence_interval_cumulative_density_`` as of t). Read a 5-year figure together
+  with the follow-up actually available.
 - Strata: site, cell_type, cell_source, clinic (code), country (the clinic's), sex,
   age_band, year (calendar year of performed_on). Age = year of performed_on - birth
   year (only years are stored); bands <40, 40-49, 50-59, 60-69, 70-79, 80+. Margins:

@@ -126,9 +126,9 @@ def compute_incidence(*, params: IncidenceParams, using: str = "default") -> lis
             value, low, high = stats.km_cumulative_incidence(
                 log_survival=h.log_survival, reached_zero=h.reached_zero, greenwood=h.greenwood
             )
-            # Estimable only while someone is still at risk at the horizon (see reports.engine).
-            followed = h.at_risk > 0
-            km[label] = tuple(np.where(followed, a, np.nan) for a in (value, low, high))
+            # Past the longest follow-up the step function keeps its last value, as lifelines'
+            # survival_function_at_times does (see reports.engine).
+            km[label] = (value, low, high)
     missing = [None] * len(rows)
     columns = {
         name: _list(values)

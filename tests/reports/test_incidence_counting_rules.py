@@ -121,13 +121,15 @@ def test_it_counts_an_event_before_a_censoring_on_the_same_day(registry):
     assert total.km["30d"].ci_high == pytest.approx(0.7706666775708684, rel=1e-9)
 
 
-def test_it_reports_nothing_beyond_the_longest_follow_up(registry):
+def test_it_carries_the_last_value_beyond_the_longest_follow_up_as_lifelines_does(registry):
     rows = _rows(strata=["site"], outcomes=["infection"])
     knee, hip = _get(rows, "infection", site="knee"), _get(rows, "infection", site="hip")
-    assert knee.km["1y"].value is None  # longest knee time is 214 days
-    assert (knee.km["2y"].value, knee.km["5y"].ci_low) == (None, None)
-    assert hip.km["30d"].value is not None  # H1 followed to day 45
-    assert hip.km["1y"].value is None
+    # The longest knee time is 214 days: 1, 2 and 5 years repeat the estimate reached by then.
+    assert knee.km["1y"] == knee.km["2y"] == knee.km["5y"]
+    assert knee.km["1y"].value is not None
+    # H1 is followed to day 45 and nobody else longer: the 30-day figure carries on.
+    assert hip.km["1y"] == hip.km["5y"]
+    assert hip.km["30d"].value is not None
 
 
 def test_it_counts_serious_and_grade_3_events(registry):

@@ -120,7 +120,7 @@ def _reference(*, strata, outcomes, window=None, clinic_ids=None, method="wilson
             estimates = {}
             kmf = KaplanMeierFitter().fit([d for d, _ in obs], [c for _, c in obs]) if km else None
             for label, h in HORIZONS:
-                if kmf is None or max(d for d, _ in obs) < h:
+                if kmf is None:
                     estimates[label] = (None, None, None)
                 else:
                     ci = kmf.confidence_interval_cumulative_density_.asof(h)
