@@ -27,7 +27,7 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str, str]]] = {
     + [(a, app, m) for app, m in CLINICAL for a in ("view", "add", "change")],
     "Registry administrator": [(a, "registry", m) for m in ("clinic", "membership") for a in ("view", "add", "change")]
     + [(a, app, m) for app, m in CLINICAL for a in ("view", "add", "change")]
-    + [("view", "pghistory", "events")],
+    + [("view", "pghistory", "events"), ("view", "reports", "exportlog")],
 }
 
 

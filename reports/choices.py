@@ -68,3 +68,12 @@ KM_MAX_DAY = max(days for _, days in HORIZONS)
 
 # The value a stratum column carries on a margin (total) row.
 MARGIN = "ALL"
+
+
+class ExportKind(models.TextChoices):
+    RUN_CSV = "run_csv", "Incidence run, CSV"
+    RUN_XLSX = "run_xlsx", "Incidence run, XLSX workbook"
+    RUN_PDF = "run_pdf", "Incidence run, PDF safety report"
+    LINE_LISTING_CSV = "line_listing_csv", "Adverse-event line listing, CSV"
+    FHIR_BUNDLE = "fhir_bundle", "Adverse events, FHIR R4 Bundle"
+    OVERDUE_CSV = "overdue_csv", "Overdue follow-up visits, CSV"

@@ -176,3 +176,8 @@ class IncidenceResult(models.Model):
     def __str__(self) -> str:
         where = ", ".join(f"{k}={v}" for k, v in self.stratum.items()) or "overall"
         return f"{self.outcome} @ {where}"
+
+
+from reports.exportlog import ExportLog  # noqa: E402 - registered with the reports app
+
+__all__ = ["ExportLog", "IncidenceResult", "IncidenceRun"]
