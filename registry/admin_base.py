@@ -182,8 +182,6 @@ class ScopedAdmin(admin.ModelAdmin):
             extra_context["audit_events"] = audit_events_for(obj)
         return super().history_view(request, object_id, extra_context=extra_context)
 
-    def get_readonly_fields(self, request, obj=None):
-        return tuple(super().get_readonly_fields(request, obj))
 
 
 def audit_events_for(obj) -> list:
@@ -227,9 +225,3 @@ def scoped_choices(model, user):
     }
     selector = mapping.get(model)
     return selector(user) if selector else None
-
-
-def message_validation_error(request, exc: ValidationError) -> None:
-    """Show a service's ValidationError to the admin user."""
-    for msg in exc.messages:
-        messages.error(request, msg)

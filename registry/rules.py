@@ -48,7 +48,7 @@ def today() -> dt.date:
     return timezone.localdate()
 
 
-def patient_errors(p, *, allow_historical: bool = False) -> dict[str, str]:
+def patient_errors(p) -> dict[str, str]:
     """Return {field: message} for a patient's own fields."""
     errors: dict[str, str] = {}
     if p.birth_year is not None and p.enrolled_on is not None:
