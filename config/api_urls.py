@@ -19,6 +19,7 @@ router.register("adverse-events", AdverseEventViewSet, basename="adverseevent")
 urlpatterns = [
     path("v1/", include(router.urls)),
     path("v1/auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("v1/exports/", include("reports.exports.urls")),
     path("fhir/AdverseEvent/<int:pk>", FhirAdverseEventRead.as_view(), name="fhir-adverseevent-read"),
     path("fhir/AdverseEvent", FhirAdverseEventSearch.as_view(), name="fhir-adverseevent-search"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

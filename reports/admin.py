@@ -13,8 +13,20 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from reports import selectors, services
-from reports.choices import DEFAULT_STRATA, HORIZONS, OUTCOME_LABELS, OUTCOMES, CIMethod, RunStatus, Stratum, Trigger
+from reports.choices import (
+    DEFAULT_STRATA,
+    HORIZONS,
+    OUTCOME_LABELS,
+    OUTCOMES,
+    CIMethod,
+    ExportKind,
+    RunStatus,
+    Stratum,
+    Trigger,
+)
+from reports.documents.views import RunDocumentsAdminMixin
 from reports.export import header, write_csv
+from reports.export_services import export_log_finish, export_log_start
 from reports.models import IncidenceRun
 
 RESULTS_SHOWN = 2000
@@ -59,7 +71,7 @@ def _with_ci(value, low, high) -> str:
 
 
 @admin.register(IncidenceRun)
-class IncidenceRunAdmin(admin.ModelAdmin):
+class IncidenceRunAdmin(RunDocumentsAdminMixin, admin.ModelAdmin):
     list_display = ["id", "status", "strata_display", "cutoff_on", "trigger", "requested_by", "created_at", "row_count"]
     list_filter = ["status", "trigger"]
     fields = [
@@ -113,6 +125,8 @@ class IncidenceRunAdmin(admin.ModelAdmin):
                 name="reports_incidencerun_csv",
             ),
         ]
+        # The run's report page (tables and charts), its chart images, XLSX and PDF downloads.
+        urls += self.document_urls()
         return urls + super().get_urls()
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -152,8 +166,11 @@ class IncidenceRunAdmin(admin.ModelAdmin):
         run = selectors.run_for_user(request.user, run_id)
         if run.status != RunStatus.SUCCEEDED:
             raise Http404("This run has no results yet.")
+        log = export_log_start(user=request.user, kind=ExportKind.RUN_CSV, filters={"run": run.pk}, run=run)
+        records = list(selectors.results_of_run(run).values())
         out = io.StringIO()
-        write_csv(out, strata=run.strata, records=selectors.results_of_run(run).values())
+        write_csv(out, strata=run.strata, records=records)
+        export_log_finish(log=log, row_count=len(records))
         response = HttpResponse(out.getvalue(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="incidence-run-{run.pk}.csv"'
         return response
@@ -200,11 +217,19 @@ class IncidenceRunAdmin(admin.ModelAdmin):
         )
         csv_url = reverse("admin:reports_incidencerun_csv", args=[run.pk])
         return format_html(
+            '<p><a class="button" id="run-report-link" href="{}">Open the report (tables and charts)</a> '
+            '<a href="{}">Download XLSX</a> | <a href="{}">Download PDF safety report</a></p>'
             '<p><a href="{}">Download CSV</a> ({} columns, all {} rows)</p><table><thead><tr>{}</tr></thead>'
             "<tbody>{}</tbody></table>",
+            reverse("admin:reports_incidencerun_report", args=[run.pk]),
+            reverse("admin:reports_incidencerun_xlsx", args=[run.pk]),
+            reverse("admin:reports_incidencerun_pdf", args=[run.pk]),
             csv_url,
             len(header(run.strata)),
             run.row_count,
             head,
             body,
         )
+
+
+from reports.exports import admin as exports_admin  # noqa: E402, F401 - registers ExportLog and the overdue summary

@@ -50,6 +50,11 @@ ROUTES: dict[str, str | None] = {
     "fhir-adverseevent-search": None,
     "reports:incidence-run-list": None,
     "reports:incidence-run-detail": "run",
+    "reports:incidence-run-report-xlsx": "run",
+    "reports:incidence-run-report-pdf": "run",
+    "export-adverse-events-csv": None,
+    "export-adverse-events-fhir": None,
+    "export-overdue-visits-csv": None,
     "rest_framework:login": None,
     "rest_framework:logout": None,
     # admin site
@@ -64,6 +69,11 @@ ROUTES: dict[str, str | None] = {
     "admin:view_on_site": "view_on_site",
     "admin:": "catch_all",
     "admin:reports_incidencerun_csv": "run",
+    "admin:reports_incidencerun_report": "run",
+    "admin:reports_incidencerun_chart": "run",
+    "admin:reports_incidencerun_xlsx": "run",
+    "admin:reports_incidencerun_pdf": "run",
+    "admin:reports_exportlog_overdue_visits": None,
     "admin:auth_user_password_change": "user",
 }
 # admin:<app>_<model>_<view> for every registered ModelAdmin, with the victim object it targets.
@@ -75,6 +85,7 @@ ADMIN_MODELS = {
     "registry_followupvisit": "visit",
     "events_adverseevent": "ae",
     "reports_incidencerun": "run",
+    "reports_exportlog": "nothing",
     "auth_user": "user",
     "auth_group": "group",
     "authtoken_tokenproxy": "token",
@@ -239,7 +250,8 @@ def test_no_route_shows_or_changes_another_clinics_rows(client, victims, attacke
                 response = getattr(http, method)(url, body_for(victim), **headers)
             else:
                 response = getattr(http, method)(url, body_for(victim), format="json", **headers)
-            body = response.content.decode(errors="replace")
+            content = b"".join(response.streaming_content) if response.streaming else response.content
+            body = content.decode(errors="replace")
             for marker in victim["markers"]:
                 assert marker not in body, f"{attacker} {method.upper()} {url} ({name}) shows {marker!r}"
             assert snapshot() == before, f"{attacker} {method.upper()} {url} ({name}) changed data"

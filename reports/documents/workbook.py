@@ -1,0 +1,104 @@
+"""The XLSX workbook of a run: Incidence (the stored rows, CSV columns), Provider comparison,
+Line listing (de-identified counted events), Definitions."""
+
+from __future__ import annotations
+
+import io
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+
+from reports.documents.definitions import definitions
+from reports.documents.linelisting import COLUMNS as LISTING_COLUMNS
+from reports.documents.provider import Comparison
+from reports.export import header
+from reports.models import IncidenceRun
+
+PROVIDER_COLUMNS = (
+    "outcome",
+    "clinic",
+    "procedures",
+    "cases",
+    "person_years",
+    "rate_per_100py",
+    "rate_ci_low",
+    "rate_ci_high",
+    "expected_cases",
+    "pooled_rate_per_100py",
+    "limit_95_low",
+    "limit_95_high",
+    "limit_99_8_low",
+    "limit_99_8_high",
+    "flag",  # alarm: above the 99.8 % limit; alert: above 95 %; low: below 95 %; within
+)
+
+
+def _sheet(wb, title, columns, rows, widths=None):
+    ws = wb.create_sheet(title)
+    ws.append(list(columns))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        ws.append(list(row))
+    ws.freeze_panes = "A2"
+    for i, column in enumerate(columns, 1):
+        ws.column_dimensions[get_column_letter(i)].width = (widths or {}).get(column, max(12, len(column) + 2))
+    return ws
+
+
+def build_workbook(
+    run: IncidenceRun, *, records: list[dict], comparisons: list[Comparison], listing: list[tuple], user
+) -> bytes:
+    """Return the XLSX bytes. ``records``: the stored result rows as dicts (selectors.results_of_run().values())."""
+    wb = Workbook()
+    wb.remove(wb.active)
+    columns = header(run.strata)
+    n = len(run.strata)
+    _sheet(
+        wb,
+        "Incidence",
+        columns,
+        ([r["stratum"][s] for s in run.strata] + [r[c] for c in columns[n:]] for r in records),
+    )
+    provider_rows = []
+    for comparison in comparisons:
+        for c in comparison.clinics:
+            provider_rows.append(
+                (
+                    c.outcome,
+                    c.clinic,
+                    c.procedures,
+                    c.cases,
+                    c.person_years,
+                    c.rate,
+                    c.rate_ci_low,
+                    c.rate_ci_high,
+                    c.expected,
+                    comparison.pooled_rate,
+                    *c.limits["95"],
+                    *c.limits["99.8"],
+                    c.flag or "within",
+                )
+            )
+        provider_rows.append(
+            (
+                comparison.outcome,
+                "ALL (pooled)",
+                None,
+                comparison.pooled_cases,
+                comparison.pooled_person_years,
+                comparison.pooled_rate,
+                *([None] * 9),
+            )
+        )
+    _sheet(wb, "Provider comparison", PROVIDER_COLUMNS, provider_rows)
+    _sheet(wb, "Line listing", LISTING_COLUMNS, listing, widths={"registry_id": 20, "event_id": 40})
+    ws = _sheet(
+        wb, "Definitions", ("term", "definition"), definitions(run, user=user), widths={"term": 24, "definition": 120}
+    )
+    for row in ws.iter_rows(min_row=2):
+        row[1].alignment = Alignment(wrap_text=True, vertical="top")
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
