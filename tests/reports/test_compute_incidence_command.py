@@ -41,9 +41,10 @@ def test_it_marks_margins_all_and_writes_full_precision(two_clinics):
     total = next(r for r in rows if r["site"] == "ALL" and r["cell_type"] == "ALL")
     assert (total["procedures"], total["cases"]) == ("3", "2")
     assert total["proportion"] == repr(2 / 3)
-    # Times: 0 and 3 (cases), 400 (censored): S(30) = 2/3 * 1/2, S(365) likewise; nobody reached 2 years.
+    # Times: 0 and 3 (cases), 400 (censored): S(30) = 2/3 * 1/2, S(365) likewise; nobody reached
+    # 2 years, so 2 and 5 years carry the last value forward, as lifelines does.
     assert float(total["km_cuminc_30d"]) == pytest.approx(2 / 3, rel=1e-12)
-    assert (total["km_cuminc_2y"], total["km_cuminc_5y"]) == ("", "")
+    assert total["km_cuminc_2y"] == total["km_cuminc_5y"] == total["km_cuminc_1y"] == total["km_cuminc_30d"]
 
 
 def test_without_an_outcome_it_reports_every_outcome(two_clinics):
