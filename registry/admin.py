@@ -93,7 +93,7 @@ class FollowUpVisitInline(admin.TabularInline):
 
 
 class ProcedureOverdueFilter(OverdueFilter):
-    visit_path = "pk"
+    visit_id_field = "procedure_id"
 
 
 @admin.register(Procedure)
@@ -126,17 +126,13 @@ class ProcedureAdmin(ScopedAdmin):
     inlines = (FollowUpVisitInline, AdverseEventInline)
 
 
-class VisitOverdueFilter(OverdueFilter):
-    visit_path = ""
-
-
 @admin.register(FollowUpVisit)
 class FollowUpVisitAdmin(ScopedAdmin):
     selector = staticmethod(selectors.visits_for_user)
     save_service = staticmethod(services.visit_save)
     service_kwarg = "visit"
     list_display = ("procedure", "visit", "due_on", "window_end", "completed_on", "overdue")
-    list_filter = (clinic_filter("procedure__clinic_id"), VisitOverdueFilter, "visit")
+    list_filter = (clinic_filter("procedure__clinic_id"), OverdueFilter, "visit")
     search_fields = ("procedure__external_id", "procedure__patient__registry_id")
     fields = ("procedure", "visit", "due_on", "window_start", "window_end", "completed_on", "contact_method", "notes")
     readonly_fields = ("procedure", "visit", "due_on", "window_start", "window_end")

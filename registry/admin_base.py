@@ -42,25 +42,19 @@ def clinic_filter(path: str, title: str = "clinic"):
 
 
 class OverdueFilter(admin.SimpleListFilter):
-    """Visits whose window closed without completion (path to the visit given by subclasses)."""
+    """Rows with a visit whose window closed without completion (subclasses name the visit column)."""
 
     title = _("overdue")
     parameter_name = "overdue"
-    visit_path = ""
+    visit_id_field = "pk"
 
     def lookups(self, request, model_admin):
         return [("yes", _("Overdue")), ("no", _("Not overdue"))]
 
     def queryset(self, request, queryset):
-        from registry.models import FollowUpVisit
-
         if self.value() not in ("yes", "no"):
             return queryset
-        overdue_ids = FollowUpVisit.objects.overdue().values("pk" if not self.visit_path else "procedure_id")
-        lookup = "pk__in" if not self.visit_path else f"{self.visit_path}__in"
-        if self.value() == "yes":
-            return queryset.filter(**{lookup: overdue_ids}).distinct()
-        return queryset.exclude(**{lookup: overdue_ids})
+        return selectors.filter_overdue(queryset, overdue=self.value() == "yes", visit_id_field=self.visit_id_field)
 
 
 class SafeAutocompleteSelect(AutocompleteSelect):

@@ -109,3 +109,13 @@ def can_write_clinic(user, clinic_id: int | None) -> bool:
     """Return True when ``user`` may write clinical data of the clinic ``clinic_id``."""
     scope = clinic_scope(user)
     return scope is ALL or (clinic_id is not None and clinic_id in scope)
+
+
+def filter_overdue(queryset: QuerySet, *, overdue: bool, visit_id_field: str) -> QuerySet:
+    """Return the rows of ``queryset`` with (or without) a follow-up visit past its window.
+
+    ``visit_id_field`` is the visit column naming the row: "pk" for visits themselves,
+    "procedure_id" for procedures. Used by the admin's and the API's overdue filters.
+    """
+    open_late = FollowUpVisit.objects.overdue().values(visit_id_field)
+    return queryset.filter(pk__in=open_late) if overdue else queryset.exclude(pk__in=open_late)

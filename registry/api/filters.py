@@ -7,7 +7,7 @@ from django import forms
 
 from registry.choices import CellSource, CellType, Site, Visit
 from registry.models import Clinic, FollowUpVisit, Patient, Procedure
-from registry.rules import today
+from registry.selectors import filter_overdue
 
 
 class StrictBooleanField(forms.Field):
@@ -60,9 +60,8 @@ class PatientFilter(df.FilterSet):
         fields = ("clinic", "sex", "birth_year")
 
 
-def _overdue(queryset, name, value, visit_path):
-    open_late = FollowUpVisit.objects.overdue(on=today()).values(visit_path)
-    return queryset.filter(pk__in=open_late) if value else queryset.exclude(pk__in=open_late)
+def _overdue(queryset, name, value, visit_id_field):
+    return filter_overdue(queryset, overdue=value, visit_id_field=visit_id_field)
 
 
 class ProcedureFilter(df.FilterSet):
