@@ -83,7 +83,7 @@ def migrate_and_seed() -> dict:
 
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+    from knox.models import get_token_model
 
     from registry import services
     from registry.choices import Role
@@ -112,7 +112,7 @@ def migrate_and_seed() -> dict:
     ]
     user = get_user_model().objects.create_user("bench-clinician", password=uuid.uuid4().hex)
     services.membership_create(user=user, role=Role.CLINICIAN, clinic=clinic)
-    token = Token.objects.create(user=user).key
+    _instance, token = get_token_model().objects.create(user=user)  # knox: only its digest is stored
     print(f"migrated and seeded in {time.perf_counter() - started:.1f} s")
     return {"token": token, "procedures": [p.external_id for p in procedures]}
 

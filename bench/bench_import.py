@@ -1,12 +1,20 @@
 """Benchmark manage.py import_registry on a generated folder, in a database of its own.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_import.py [-n 100000]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_import.py \
+        [-n 100000] [--reimport] [--bad] [--max-errors 100]
 
 DATABASE_URL names the server (and a database to connect to for CREATE/DROP
 DATABASE); the benchmark creates ``bench_import_<pid>``, migrates it, imports, and
-drops it, so development data is never touched. It prints the wall time per phase
-and in total, rows per second and the peak RSS of the importing process (the data
-are generated in a child process so their memory does not count).
+drops it, so development data is never touched. It prints the folder's size, the wall
+time per phase and in total, rows per second, and the peak RSS of each run (Linux: the
+kernel's peak, reset when the run starts) and of the whole process (the data are
+generated in a child process so their memory does not count).
+
+--bad generates the same folder with one bad cell in every data row (rotating through
+unreadable cells, unknown codes, unknown references, duplicate ids and rule violations,
+the kinds the checks find at each stage) and measures the refused import instead: time,
+peak RSS, the number of errors reported and the size of the error report the command
+prints. -n 420000 makes a folder of about 200 MB.
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import gc
 import multiprocessing
 import os
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -170,6 +180,41 @@ def generate(folder: Path, procedures: int, seed: int) -> dict[str, int]:
     return counts
 
 
+def corrupt(folder: Path) -> int:
+    """Return the number of rows made bad after giving every data row of ``folder`` one bad cell.
+
+    The bad cells rotate through what each stage of the checks finds: an unreadable date, an
+    unknown code, an unknown reference, a duplicate id, a rule of the row itself and a rule
+    across rows (an onset or a completion before the procedure).
+    """
+    bad = {
+        "patients": [("birth_year", "nineteen"), ("enrolled_on", "2022-02-30"), ("birth_year", "1850"),
+                     ("clinic_code", "XX-NOPE")],
+        "procedures": [("performed_on", "2022-13-01"), ("site", "Knee"), ("patient_registry_id", "P-NOBODY"),
+                       ("cell_dose_millions", "0"), ("procedure_id", "PR-000000000")],
+        "follow_ups": [("visit", "day_3"), ("completed_on", "2000-01-01"), ("procedure_id", "PR-NONE"),
+                       ("due_on", "18/03/2022")],
+        "adverse_events": [("grade", "7"), ("onset_on", "2000-01-01"), ("procedure_id", "PR-GONE"),
+                           ("serious", "maybe"), ("event_id", "AE-000000001")],
+    }  # fmt: skip
+    total = 0
+    for name, cells in bad.items():
+        path = folder / f"{name}.csv"
+        source = path.with_suffix(".good")
+        path.rename(source)
+        with source.open(newline="", encoding="utf-8") as fin, path.open("w", newline="", encoding="utf-8") as fout:
+            reader, writer = csv.reader(fin), csv.writer(fout)
+            header = next(reader)
+            writer.writerow(header)
+            for i, row in enumerate(reader):
+                column, value = cells[i % len(cells)]
+                row[header.index(column)] = value
+                writer.writerow(row)
+                total += 1
+        source.unlink()
+    return total
+
+
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
@@ -187,6 +232,8 @@ def main() -> int:
     parser.add_argument("-n", "--procedures", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--reimport", action="store_true", help="Import the same folder a second time and time it.")
+    parser.add_argument("--bad", action="store_true", help="Give every data row a bad cell; measure the refusal.")
+    parser.add_argument("--max-errors", type=int, default=None, help="The importer's error cap (default: its own).")
     args = parser.parse_args()
     server = os.environ.get("DATABASE_URL")
     if not server:
@@ -199,11 +246,19 @@ def main() -> int:
         # A child process generates the folder, so its memory does not count in the import's peak RSS.
         with multiprocessing.get_context("fork").Pool(1) as pool:
             counts = pool.apply(generate, (folder, args.procedures, args.seed))
-        print(f"generated {folder} in {time.perf_counter() - started:.1f} s: " + ", ".join(
+            if args.bad:
+                made_bad = pool.apply(corrupt, (folder,))
+        size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+        print(f"generated {folder} ({size:.0f} MiB) in {time.perf_counter() - started:.1f} s: " + ", ".join(
             f"{n} {k}" for k, n in counts.items()))  # fmt: skip
+        if args.bad:
+            print(f"  every data row has one bad cell ({made_bad:,} rows)")
         _admin(server, f'CREATE DATABASE "{database}"')
         try:
-            return _run(folder, _with_database(server, database), counts, reimport=args.reimport)
+            url = _with_database(server, database)
+            if args.bad:
+                return _run_bad(folder, url, max_errors=args.max_errors)
+            return _run(folder, url, counts, reimport=args.reimport)
         finally:
             from django.db import connections
 
@@ -213,22 +268,13 @@ def main() -> int:
 
 
 def _run(folder: Path, url: str, counts: dict[str, int], *, reimport: bool) -> int:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    rss_before = _setup(url)
     from registry.importer import import_folder
     from registry.models import FollowUpVisit
 
-    started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    print(f"migrated {url.rsplit('/', 1)[-1]} in {time.perf_counter() - started:.1f} s")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     runs = [("import", folder)] + ([("re-import (unchanged)", folder)] if reimport else [])
     for label, path in runs:
+        start_rss = _reset_peak()
         started = time.perf_counter()
         summary = import_folder(folder=path)
         total = time.perf_counter() - started
@@ -240,8 +286,89 @@ def _run(folder: Path, url: str, counts: dict[str, int], *, reimport: bool) -> i
         rows_in = sum(counts.values())
         rows_written = rows_in - counts["follow_ups"] + FollowUpVisit.objects.count()
         print(f"  {rows_in / total:,.0f} CSV rows/s; {rows_written:,} registry rows ({rows_written / total:,.0f}/s)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS {peak:.0f} MiB (after Django setup and migrate: {rss_before:.0f} MiB)")
+        _report_peak(label, start_rss)
+        print(f"  peak RSS of the process so far {_peak_rss():.0f} MiB")
+    print(f"\npeak RSS {_peak_rss():.0f} MiB (after Django setup and migrate: {rss_before:.0f} MiB)")
+    return 0
+
+
+def _peak_rss() -> float:
+    """Return this process's peak resident set size in MiB since it started (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _proc_rss(field: str) -> float | None:
+    """Return VmRSS (now) or VmHWM (peak since the last reset) of this process in MiB, or None off Linux."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) / 1024 if found else None
+
+
+def _reset_peak() -> float | None:
+    """Return the RSS (MiB) at which the kernel's peak (VmHWM) restarts, after resetting it.
+
+    Django's setup and migrate peak above what an import needs, which would hide the
+    import's own peak in the process-wide figure; Linux resets VmHWM on writing 5 to clear_refs.
+    """
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return _proc_rss("VmRSS")
+
+
+def _report_peak(label: str, start: float | None) -> None:
+    peak = _proc_rss("VmHWM")
+    if start is not None and peak is not None:
+        print(f"  peak RSS during the {label}: {peak:.0f} MiB (RSS when it started: {start:.0f} MiB)")
+
+
+def _setup(url: str) -> float:
+    """Return the peak RSS (MiB) after pointing Django at ``url``, setting it up and migrating."""
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    print(f"migrated {url.rsplit('/', 1)[-1]} in {time.perf_counter() - started:.1f} s")
+    return _peak_rss()
+
+
+def _run_bad(folder: Path, url: str, *, max_errors: int | None) -> int:
+    rss_before = _setup(url)
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from registry.models import Procedure
+
+    options = {} if max_errors is None else {"max_errors": max_errors}
+    start_rss = _reset_peak()
+    started = time.perf_counter()
+    try:
+        call_command("import_registry", str(folder), stdout=io.StringIO(), **options)
+    except CommandError as refused:
+        report = str(refused)
+    else:
+        print("the bad folder was imported: the checks missed every bad row")
+        return 1
+    total = time.perf_counter() - started
+    lines = report.splitlines()
+    print(f"\nrefused import: {total:.1f} s total; nothing written: {Procedure.objects.count() == 0}")
+    print(f"  error report: {len(lines):,} lines, {len(report.encode()) / 2**20:.2f} MiB")
+    print(f"  first line: {lines[0]}")
+    if len(lines) > 3:
+        print(f"  last line:  {lines[-1]}")
+    _report_peak("refused import", start_rss)
+    print(f"\npeak RSS {_peak_rss():.0f} MiB (after Django setup and migrate: {rss_before:.0f} MiB)")
     return 0
 
 

@@ -37,15 +37,19 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use one of {sorted(_TRUE | _FALSE - {''})}.")
 
 
-def env_int(name: str, default: int) -> int:
-    """Return the variable as an integer."""
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """Return the variable as an integer, refusing one below ``minimum`` when given."""
     value = os.environ.get(name)
     if value is None or value.strip() == "":
-        return default
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from exc
+        number = default
+    else:
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from exc
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be {minimum} or more.")
+    return number
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

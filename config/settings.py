@@ -7,9 +7,11 @@ the defaults give a working development registry on a fresh machine.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded_db import embedded_database
@@ -19,23 +21,35 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 log = logging.getLogger("config")
 
 DEBUG = env_bool("DEBUG", False)
+_PRODUCTION = env_str("DJANGO_ENV", "development") == "production"
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and env_str("DJANGO_ENV", "development") == "production":
+    if not DEBUG and _PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set in production.")
     SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105 - development default
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Hardening 11: how many reverse proxies stand in front of the app. Their forwarding headers
+# (X-Forwarded-For, X-Forwarded-Proto) are believed only when this is 1 or more; with the default 0
+# the client is REMOTE_ADDR, so nobody can pick a fresh address per request to dodge the throttle.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Hardening 13: django.contrib.admin, with the two-factor admin site as admin.site.
+    "config.apps.RegistryAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Hardening 10: hashed, expiring, revocable API tokens (replaces rest_framework.authtoken).
+    "knox",
+    # Hardening 13: TOTP second factor for the admin and for staff token logins.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    # Hardening 12: Content-Security-Policy header.
+    "csp",
     "django_filters",
     "drf_spectacular",
     "drf_standardized_errors",
@@ -43,6 +57,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
+    "core",
     "registry",
     "events",
     "reports",
@@ -50,12 +65,20 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Hardening 12: the Content-Security-Policy of CONTENT_SECURITY_POLICY below.
+    "csp.middleware.CSPMiddleware",
     # Serves the admin's static files under gunicorn too (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Hardening 1-6: 413 for an oversized body; 400 for a NUL, lone surrogate or non-UTF-8 byte in the
+    # path, query, headers or a form body, and for junk admin action ids; 503 + Retry-After while the
+    # database is unavailable.
+    "core.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Hardening 13: request.user.is_verified() (a TOTP code was given in this session).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Attaches the requesting user and URL to every audit event written in a request.
@@ -72,6 +95,8 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Hardening 11: axes keys on the same client address as DRF's throttles (TRUSTED_PROXY_COUNT).
+AXES_CLIENT_IP_CALLABLE = "registry.auth.client_ip_address"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -119,15 +144,70 @@ STORAGES = {
 # Without collectstatic (development, tests) WhiteNoise serves straight from the apps.
 WHITENOISE_USE_FINDERS = True
 
+# Hardening 12: HTTPS only in production (DJANGO_ENV=production): redirect, HSTS, secure cookies.
+# Each has its variable for a deployment that must differ (e.g. plain http on localhost).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _PRODUCTION)
+# Behind a TLS-terminating proxy the app only sees http; its X-Forwarded-Proto is believed only when a
+# trusted proxy is configured, since any client could send the header itself.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_COUNT else None
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _PRODUCTION)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _PRODUCTION)
+# A session ends after SESSION_IDLE_MINUTES without a request: every request renews its expiry.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30, minimum=1) * 60
+SESSION_SAVE_EVERY_REQUEST = True
 X_FRAME_OPTIONS = "DENY"
+# Hardening 2: the largest request body accepted (413 above it, core.middleware), API and admin alike.
+# The registry takes no file uploads, so this bounds every body; Django's default is 2.5 MiB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_BODY_MAX_BYTES", 2_621_440, minimum=1024)
+# Hardening 6: the Retry-After (seconds) of the 503 answered while PostgreSQL cannot be reached.
+DATABASE_UNAVAILABLE_RETRY_AFTER = env_int("DATABASE_UNAVAILABLE_RETRY_AFTER", 5, minimum=1)
+# Hardening 12: no inline script or style, no plugins, no framing. The API docs load Swagger UI from
+# SWAGGER_UI_CDN (pinned below); their one inline <style> carries the per-request nonce.
+SWAGGER_UI_CDN = "https://cdn.jsdelivr.net"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", SWAGGER_UI_CDN],
+        "style-src": ["'self'", SWAGGER_UI_CDN, NONCE],
+        # data: for the SVG icons the admin's and Swagger UI's stylesheets embed.
+        "img-src": ["'self'", "data:", SWAGGER_UI_CDN],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Hardening 13: TOTP devices show this issuer in authenticator apps. Demo users (registry/demo.py)
+# may log in without a second factor only when OTP_EXEMPT_DEMO_USERS is set AND DEBUG is on.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "AE registry")
+OTP_EXEMPT_DEMO_USERS = DEBUG and env_bool("OTP_EXEMPT_DEMO_USERS", False)
+# A user who has no authenticator yet may set one up after the password step (first login).
+OTP_SELF_ENROLMENT = env_bool("OTP_SELF_ENROLMENT", True)
+
+# Hardening 10: API tokens expire API_TOKEN_TTL_HOURS after the login that issued them (no sliding
+# renewal: a stolen token dies on time however much it is used), and are stored only as hashes.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 10, minimum=1)),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_LIMIT_PER_USER": None,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # Hardening 10/13: knox tokens; sessions only once the second factor was given.
+        "knox.auth.TokenAuthentication",
+        "registry.api.authentication.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.RegistryCursorPagination",
@@ -141,6 +221,14 @@ REST_FRAMEWORK = {
         "login": env_str("API_LOGIN_RATE", "20/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Hardening 1-2: parsers refusing deep nesting, NULs and lone surrogates with a field-level 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.RegistryJSONParser",
+        "core.parsers.RegistryFormParser",
+        "core.parsers.RegistryMultiPartParser",
+    ],
+    # Hardening 11: throttles key on REMOTE_ADDR unless trusted proxies are configured.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "registry.api.errors.RegistryExceptionHandler",
@@ -157,6 +245,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Hardening 12: a pinned Swagger UI from the CDN the CSP allows (never @latest); the docs page checks
+    # the files' Subresource Integrity hashes (templates/api/swagger_ui.html).
+    "SWAGGER_UI_DIST": f"{SWAGGER_UI_CDN}/npm/swagger-ui-dist@5.35.0",
+    "SWAGGER_UI_FAVICON_HREF": f"{SWAGGER_UI_CDN}/npm/swagger-ui-dist@5.35.0/favicon-32x32.png",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ValidationErrorEnum": f"{_ERR}.ValidationErrorEnum.choices",
@@ -202,26 +294,63 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Hardening 14/16: Redis hands an unacknowledged message to another worker after the visibility
+# timeout; longer than the hard time limit, so a live long run is never given out twice (a dead
+# worker's run is found sooner, by its stale heartbeat). A pool process that ends a task above
+# this resident size (KiB) is replaced, so one big run does not keep its memory for the next.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 30 * 60}
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000, minimum=0) or None
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {
-    # Nightly standard incidence report (site x cell type, all outcomes, cut-off yesterday) at 02:30,
-    # and every 15 minutes the sweep that requeues incidence runs abandoned by a dead worker.
+    # Nightly standard incidence report (site x cell type, all outcomes, cut-off yesterday) at 02:30.
     "reports-incidence-nightly": {
         "task": "reports.incidence_nightly",
         "schedule": crontab(hour=2, minute=30),
     },
-    "reports-incidence-requeue-stale": {"task": "reports.incidence_requeue_stale", "schedule": 15 * 60.0},
+    # Hardening 16/17: every minute, the sweep that requeues runs whose worker stopped sending
+    # heartbeats and publishes runs queued while the broker was down. A sweep not started within
+    # the minute is dropped (the next one does the same work).
+    "reports-incidence-requeue-stale": {
+        "task": "reports.incidence_requeue_stale",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "registry-purge-idempotency-keys": {"task": "registry.purge_idempotency_keys", "schedule": 60 * 60.0},
 }
+# Hardening 1-6: the audit-trail admin (Pghistory > Events), fixed for junk query strings.
+PGHISTORY_ADMIN_CLASS = "registry.admin.AuditEventsAdmin"
 # How long a POST's Idempotency-Key is remembered (a client's retries must fall inside it).
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+# Hardening 14: an incidence run (API, admin, compute_incidence) whose result would have more rows
+# than this is refused before it starts; a run is attempted at most REPORTS_MAX_ATTEMPTS times; a
+# run may grow its worker's address space by REPORTS_TASK_MEMORY_MB (then MemoryError; 0: no cap).
+REPORTS_MAX_RESULT_ROWS = env_int("REPORTS_MAX_RESULT_ROWS", 100_000, minimum=1)
+REPORTS_MAX_ATTEMPTS = env_int("REPORTS_MAX_ATTEMPTS", 3, minimum=1)
+REPORTS_TASK_MEMORY_MB = env_int("REPORTS_TASK_MEMORY_MB", 1024, minimum=0)
+# Hardening 16: a computing worker stamps its run every REPORTS_HEARTBEAT_SECONDS; the sweep (every
+# minute) takes a run whose stamp is older than REPORTS_HEARTBEAT_STALE_SECONDS for abandoned, so a
+# killed worker's run is queued again 45 to 120 s after the kill.
+REPORTS_HEARTBEAT_SECONDS = env_int("REPORTS_HEARTBEAT_SECONDS", 15, minimum=1)
+REPORTS_HEARTBEAT_STALE_SECONDS = env_int("REPORTS_HEARTBEAT_STALE_SECONDS", 60, minimum=2)
+if REPORTS_HEARTBEAT_STALE_SECONDS <= 2 * REPORTS_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("REPORTS_HEARTBEAT_STALE_SECONDS must exceed twice REPORTS_HEARTBEAT_SECONDS.")
+# Hardening 15: manage.py import_registry lists at most this many errors (--max-errors overrides
+# it) and counts the rest, so a folder of bad rows cannot flood the output or the memory.
+IMPORT_MAX_ERRORS = env_int("IMPORT_MAX_ERRORS", 100, minimum=1)
+# Hardening 18: the de-identified line listing publishes a combination of quasi-identifiers only
+# when at least DEIDENTIFIED_MIN_K patients share it (DESIGN 2b: no count from 1 to 10), and
+# generalises further rather than suppress more than DEIDENTIFIED_MAX_SUPPRESSED_PERCENT of its rows.
+DEIDENTIFIED_MIN_K = env_int("DEIDENTIFIED_MIN_K", 11, minimum=2)
+DEIDENTIFIED_MAX_SUPPRESSED_PERCENT = env_int("DEIDENTIFIED_MAX_SUPPRESSED_PERCENT", 5, minimum=0)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Hardening 6: a request failing because PostgreSQL is unavailable logs one line, not a traceback.
+    "filters": {"database_unavailable": {"()": "core.logging.DatabaseUnavailableFilter"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # pgserver logs every process exit at INFO; only its problems matter here.
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    "loggers": {"pgserver": {"level": "WARNING"}, "django.request": {"filters": ["database_unavailable"]}},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.text import strip_unsafe
 from events.choices import Causality, Outcome
 from events.models import AdverseEvent
 
@@ -45,6 +46,8 @@ def adverse_event_resource(ae: AdverseEvent) -> dict:
     """Return the FHIR R4 AdverseEvent for a (non-retracted) registry event."""
     procedure = ae.procedure
     event_codings = [_coding(MEDDRA_SYSTEM, ae.meddra_code)] if ae.meddra_code else []
+    # Free text entered before it was checked at input may still hide bidi or zero-width characters.
+    term = strip_unsafe(ae.term)
     resource = {
         "resourceType": "AdverseEvent",
         "id": str(ae.pk),
@@ -54,7 +57,7 @@ def adverse_event_resource(ae: AdverseEvent) -> dict:
         "category": [
             {"coding": [_coding(CATEGORY_SYSTEM, ae.category, ae.get_category_display())]},
         ],
-        "event": {"coding": event_codings, "text": ae.term} if event_codings else {"text": ae.term},
+        "event": {"coding": event_codings, "text": term} if event_codings else {"text": term},
         "subject": {
             "type": "Patient",
             "identifier": {"system": PATIENT_ID_SYSTEM, "value": procedure.patient.registry_id},

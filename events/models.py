@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.text import validate_safe_free_text, validate_safe_identifier
 from events import rules
 from events.choices import (
     SERIOUS_CRITERIA,
@@ -21,6 +22,7 @@ from events.choices import (
     Grade,
     Outcome,
 )
+from events.validators import MEDDRA_CODE_PATTERN, validate_meddra_code
 from registry.models import (
     CleanConstraintsMixin,
     Procedure,
@@ -28,6 +30,7 @@ from registry.models import (
     bump_version_trigger,
     in_choices,
     related_or_none,
+    visible_characters_only,
 )
 
 
@@ -54,13 +57,16 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
         max_length=64,
         unique=True,
         default=new_event_id,
+        validators=[validate_safe_identifier],
         help_text="Id in the clinic's own system (kept from imports so reports can be joined back).",
     )
     procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="adverse_events")
     # description
     category = models.CharField(max_length=32, choices=Category.choices)
-    term = models.CharField("verbatim term", max_length=200)
-    meddra_code = models.CharField("MedDRA code", max_length=12, blank=True)
+    term = models.CharField("verbatim term", max_length=200, validators=[validate_safe_free_text])
+    meddra_code = models.CharField(
+        "MedDRA code", max_length=12, blank=True, validators=[validate_meddra_code], help_text="8 digits."
+    )
     onset_on = models.DateField("onset date")
     onset_estimated = models.BooleanField("onset date estimated", default=False)
     recorded_at = models.DateTimeField(auto_now_add=True)
@@ -85,7 +91,9 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
     outcome = models.CharField(max_length=24, choices=Outcome.choices, default=Outcome.UNKNOWN)
     resolved_on = models.DateField("resolution date", null=True, blank=True)
     action_taken = models.CharField(max_length=16, choices=ActionTaken.choices, blank=True)
-    reporter = models.CharField(max_length=120, blank=True, help_text="Reporter's role or staff code.")
+    reporter = models.CharField(
+        max_length=120, blank=True, validators=[validate_safe_free_text], help_text="Reporter's role or staff code."
+    )
     # retraction: the only way an event leaves the statistics
     retracted_at = models.DateTimeField(null=True, blank=True, editable=False)
     retracted_by = models.ForeignKey(
@@ -96,7 +104,7 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
         editable=False,
         related_name="+",
     )
-    retraction_reason = models.TextField(blank=True, editable=False)
+    retraction_reason = models.TextField(blank=True, editable=False, validators=[validate_safe_free_text])
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = AdverseEventQuerySet.as_manager()
@@ -149,6 +157,11 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
                 condition=Q(retracted_at__isnull=True) | ~Q(retraction_reason=""),
                 name="ae_retraction_has_reason",
             ),
+            # Hardening 8: no control, bidi or zero-width character in the id (one made every XLSX
+            # covering the event fail); validate_safe_identifier says so field by field first.
+            visible_characters_only("external_id", prefix="ae_external_id"),
+            # Hardening 9: a MedDRA code has 8 digits, or is empty (dictionary look-up comes with safety cases).
+            models.CheckConstraint(condition=Q(meddra_code__regex=MEDDRA_CODE_PATTERN), name="ae_meddra_code_shape"),
         ]
         triggers = [
             bump_version_trigger("ae"),

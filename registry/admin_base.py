@@ -27,13 +27,16 @@ def clinic_filter(path: str, title: str = "clinic"):
         parameter_name = "clinic"
 
         def lookups(self, request, model_admin):
-            return [(c.pk, c.code) for c in selectors.clinics_for_user(request.user).only("pk", "code")]
+            # Values as the query string carries them: "Show counts" hands each lookup value to queryset().
+            return [(str(c.pk), c.code) for c in selectors.clinics_for_user(request.user).only("pk", "code")]
 
         def queryset(self, request, queryset):
             value = self.value()
             if value is None:
                 return queryset
-            if not value.isdigit():
+            value = str(value)
+            # An id that is not a number, or too large for the column, matches nothing.
+            if not value.isascii() or not value.isdigit() or len(value) > 18:
                 return queryset.none()
             return queryset.filter(**{path: int(value)})
 
@@ -165,7 +168,10 @@ class ScopedAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         service, kwarg = inline_save_service(formset.model)
         for instance in formset.save(commit=False):
-            service(actor=request.user, **{kwarg: instance})
+            try:
+                service(actor=request.user, **{kwarg: instance})
+            except ValidationError as exc:  # as in save_model; the whole save rolls back
+                raise PermissionDenied(exc.messages) from exc
         formset.save_m2m()
 
     def history_view(self, request, object_id, extra_context=None):

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import ExtractYear
 
+from core.text import UNSAFE_IDENTIFIER_CLASS, validate_safe_free_text, validate_safe_identifier
 from registry import rules
 from registry.choices import (
     ALLOGENEIC_ONLY_CELL_TYPES,
@@ -46,6 +47,14 @@ def in_choices(field: str, choices, *, blank: bool = False) -> Q:
     """Return a Q that holds when ``field`` carries one of the vocabulary's codes."""
     values = list(choices.values) + ([""] if blank else [])
     return Q(**{f"{field}__in": values})
+
+
+def visible_characters_only(field: str, *, prefix: str) -> models.CheckConstraint:
+    """Return the CHECK constraint refusing control, bidi and zero-width characters in an id or code.
+
+    validate_safe_identifier reports the same characters field by field first (Hardening 8).
+    """
+    return models.CheckConstraint(condition=~Q(**{f"{field}__regex": UNSAFE_IDENTIFIER_CLASS}), name=f"{prefix}_safe")
 
 
 def related_or_none(instance: models.Model, field: str):
@@ -127,12 +136,17 @@ class CleanConstraintsMixin(models.Model):
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
 class Clinic(CleanConstraintsMixin):
-    code = models.CharField(max_length=32, unique=True, help_text="Short unique code, e.g. ES-MAD-01.")
-    name = models.CharField(max_length=200)
+    code = models.CharField(
+        max_length=32,
+        unique=True,
+        validators=[validate_safe_identifier],
+        help_text="Short unique code, e.g. ES-MAD-01.",
+    )
+    name = models.CharField(max_length=200, validators=[validate_safe_free_text])
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. ES.")
-    city = models.CharField(max_length=120, blank=True)
+    city = models.CharField(max_length=120, blank=True, validators=[validate_safe_free_text])
     gmp_certified = models.BooleanField("GMP certified", default=False)
-    accreditation_body = models.CharField(max_length=120, blank=True)
+    accreditation_body = models.CharField(max_length=120, blank=True, validators=[validate_safe_free_text])
     accreditation_expires_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -197,6 +211,7 @@ class Patient(VersionedModel, CleanConstraintsMixin):
         unique=True,
         default=new_registry_id,
         editable=False,
+        validators=[validate_safe_identifier],
         help_text="Pseudonymous id; never derived from name, birth date or record number.",
     )
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
@@ -229,6 +244,7 @@ class Patient(VersionedModel, CleanConstraintsMixin):
                 condition=Q(death_date__isnull=True) | Q(birth_year__lte=ExtractYear("death_date")),
                 name="patient_death_after_birth",
             ),
+            visible_characters_only("registry_id", prefix="patient_registry_id"),
         ]
         triggers = [
             bump_version_trigger("patient"),
@@ -289,6 +305,7 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
         max_length=64,
         unique=True,
         default=new_procedure_id,
+        validators=[validate_safe_identifier],
         help_text="Id in the clinic's own system (kept from imports so reports can be joined back).",
     )
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="procedures")
@@ -299,7 +316,7 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
     site = models.CharField("anatomical site", max_length=20, choices=Site.choices)
     laterality = models.CharField(max_length=10, choices=Laterality.choices)
     target = models.CharField(max_length=20, choices=Target.choices, blank=True)
-    indication = models.CharField(max_length=200, blank=True)
+    indication = models.CharField(max_length=200, blank=True, validators=[validate_safe_free_text])
     cell_source = models.CharField(max_length=12, choices=CellSource.choices)
     cell_type = models.CharField(max_length=24, choices=CellType.choices)
     processing = models.CharField(max_length=24, choices=Processing.choices, blank=True)
@@ -309,8 +326,13 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
     volume_ml = models.DecimalField("volume (mL)", max_digits=7, decimal_places=2, null=True, blank=True)
     carrier = models.CharField(max_length=20, choices=Carrier.choices, blank=True)
     guidance = models.CharField(max_length=12, choices=Guidance.choices, blank=True)
-    product_lot = models.CharField(max_length=64, blank=True)
-    operator = models.CharField(max_length=120, blank=True, help_text="Operator's staff code, not a name.")
+    product_lot = models.CharField(max_length=64, blank=True, validators=[validate_safe_identifier])
+    operator = models.CharField(
+        max_length=120,
+        blank=True,
+        validators=[validate_safe_identifier],
+        help_text="Operator's staff code, not a name.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -355,6 +377,9 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
                 | ~Q(processing=Processing.MINIMALLY_MANIPULATED),
                 name="procedure_expanded_processing",
             ),
+            visible_characters_only("external_id", prefix="procedure_external_id"),
+            visible_characters_only("product_lot", prefix="procedure_product_lot"),
+            visible_characters_only("operator", prefix="procedure_operator"),
         ]
         triggers = [
             bump_version_trigger("procedure"),
@@ -434,7 +459,7 @@ class FollowUpVisit(VersionedModel, CleanConstraintsMixin):
     window_end = models.DateField()
     completed_on = models.DateField(null=True, blank=True)
     contact_method = models.CharField(max_length=16, choices=ContactMethod.choices, blank=True)
-    notes = models.CharField(max_length=500, blank=True)
+    notes = models.CharField(max_length=500, blank=True, validators=[validate_safe_free_text])
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = FollowUpVisitQuerySet.as_manager()

@@ -1,4 +1,4 @@
-"""The incidence API: POST a run, then GET it for its status and, once succeeded, its rows."""
+"""The incidence API: POST a run (202 once committed), then GET it for its status and, once succeeded, its rows."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from registry.api.base import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES
+from registry.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from registry.api.idempotency import idempotent
 from reports import selectors, services
 from reports.choices import Trigger
 from reports.serializers import IncidenceRunDetailSerializer, IncidenceRunRequestSerializer, IncidenceRunSerializer
@@ -19,9 +22,10 @@ LIST_LIMIT = 100
 
 
 def _documents_service_errors(view):
-    # incidence_run_start() re-validates the parameters as a whole (a stratum named twice, say)
-    # and answers code "invalid" on any request field or on the request as a whole.
-    for field in ("strata", "outcomes", "cutoff_on", "onset_window_days", "ci_method", None):
+    # incidence_run_start() re-validates the parameters as a whole (a stratum named twice, say, or
+    # a report over REPORTS_MAX_RESULT_ROWS, on "strata") and answers code "invalid" on any request
+    # field or on the request as a whole; a malformed Idempotency-Key is "invalid" too.
+    for field in ("strata", "outcomes", "cutoff_on", "onset_window_days", "ci_method", IDEMPOTENCY_HEADER, None):
         view = extend_validation_errors(["invalid"], field_name=field, methods=["post"])(view)
     return view
 
@@ -35,8 +39,20 @@ class IncidenceRunListCreate(APIView):
         runs = selectors.runs_for_user(request.user)[:LIST_LIMIT]
         return Response(IncidenceRunSerializer(runs, many=True).data)
 
-    @extend_schema(request=IncidenceRunRequestSerializer, responses={202: IncidenceRunSerializer})
+    @extend_schema(
+        request=IncidenceRunRequestSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: IncidenceRunSerializer, **IDEMPOTENCY_RESPONSES},
+        description=(
+            "Start an incidence run: 202 once it is stored (queued), then poll its Location. A report whose "
+            "result would exceed the configured row limit is refused with 400 on strata. If the task queue "
+            "is unreachable the run is accepted all the same and published within about a minute of its return."
+        ),
+    )
     def post(self, request):
+        return idempotent(request, lambda: self._start(request))
+
+    def _start(self, request):
         data = IncidenceRunRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:

@@ -74,6 +74,12 @@ class ExportKind(models.TextChoices):
     RUN_CSV = "run_csv", "Incidence run, CSV"
     RUN_XLSX = "run_xlsx", "Incidence run, XLSX workbook"
     RUN_PDF = "run_pdf", "Incidence run, PDF safety report"
-    LINE_LISTING_CSV = "line_listing_csv", "Adverse-event line listing, CSV"
-    FHIR_BUNDLE = "fhir_bundle", "Adverse events, FHIR R4 Bundle"
+    LINE_LISTING_CSV = "line_listing_csv", "Adverse-event line listing, limited data set, CSV"
+    DEIDENTIFIED_LISTING_CSV = "deidentified_csv", "Adverse-event line listing, de-identified, CSV"
+    FHIR_BUNDLE = "fhir_bundle", "Adverse events, FHIR R4 Bundle (limited data set)"
     OVERDUE_CSV = "overdue_csv", "Overdue follow-up visits, CSV"
+
+
+# Exports that carry exact dates, clinics or free text (a limited data set): the export log must
+# record the data-use purpose the administrator gave for them.
+LIMITED_DATA_SET_KINDS = (ExportKind.LINE_LISTING_CSV, ExportKind.FHIR_BUNDLE)

@@ -1,4 +1,8 @@
-"""The incidence table as CSV: fixed leading columns, full float precision, empty = not estimable."""
+"""The incidence table as CSV: fixed leading columns, full float precision, empty = not estimable.
+
+Stratum values (a clinic code may begin with "-") pass through core.text.spreadsheet_cell, so
+no cell opens as a formula (Hardening 7); numbers are written as numbers.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import csv
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
+from core.text import spreadsheet_cell
 from reports.choices import HORIZONS
 
 LEADING_COLUMNS: tuple[str, ...] = (
@@ -37,6 +42,8 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, str):
+        return spreadsheet_cell(value)
     return str(value)
 
 

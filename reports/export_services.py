@@ -10,10 +10,11 @@ from registry.selectors import clinic_scope
 from reports.exportlog import ExportLog
 
 
-def export_log_start(*, user, kind: str, filters: dict | None = None, run=None) -> ExportLog:
+def export_log_start(*, user, kind: str, filters: dict | None = None, run=None, purpose: str = "") -> ExportLog:
     """Return a new export-log entry for an export ``user`` is starting (row count still unknown).
 
-    The covered clinics are the user's scope at this instant, written down with the entry.
+    The covered clinics are the user's scope at this instant, written down with the entry;
+    ``purpose`` is the data-use purpose stated for a limited data set (Hardening 18).
     """
     scope = clinic_scope(user)
     with transaction.atomic(), audit_context(user, "export_start"):
@@ -23,6 +24,7 @@ def export_log_start(*, user, kind: str, filters: dict | None = None, run=None) 
             run=run,
             filters=filters or {},
             clinic_ids=None if scope is None else sorted(scope),
+            purpose=purpose,
         )
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from reports.choices import ExportKind
+from reports.choices import LIMITED_DATA_SET_KINDS, ExportKind
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
@@ -31,12 +31,22 @@ class ExportLog(models.Model):
         models.BigIntegerField(), null=True, blank=True, help_text="Clinics the export covered; empty: every clinic."
     )
     row_count = models.PositiveIntegerField(null=True, blank=True, help_text="Empty while the export is streaming.")
+    purpose = models.TextField(
+        blank=True,
+        help_text="The data-use purpose the requester stated; required for a limited data set export.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             # The administrators' export log list, newest first, per user.
             models.Index(fields=["user", "created_at"], name="exportlog_user_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(kind__in=LIMITED_DATA_SET_KINDS) | ~models.Q(purpose=""),
+                name="exportlog_limited_data_set_has_purpose",
+            ),
         ]
         triggers = [
             pgtrigger.Protect(name="exportlog_never_deleted", operation=pgtrigger.Delete),

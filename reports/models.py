@@ -62,6 +62,15 @@ class IncidenceRun(models.Model):
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     claimed_by = models.CharField(max_length=200, blank=True, help_text="Worker host and process id.")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker computing the run."
+    )
+    published_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the task message reached the broker; empty until it did."
+    )
+    estimated_rows = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Result rows estimated before the run was accepted."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)

@@ -65,6 +65,9 @@ class IncidenceRunSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_seconds",
             "attempts",
+            "heartbeat_at",
+            "published_at",
+            "estimated_rows",
             "error",
             "row_count",
         ]

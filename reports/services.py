@@ -1,10 +1,22 @@
-"""Writes to incidence runs: start (validated, scoped, enqueued on commit), execute, fail, requeue.
+"""Writes to incidence runs: start (sized, validated, scoped, published after commit), execute, fail, sweep.
 
-Life of a run: ``queued`` -> claimed by a conditional UPDATE -> ``running`` -> results
-written in the same transaction as the flip to ``succeeded`` (or ``failed`` with the
-error). A worker that dies mid-run leaves ``running`` and no rows; the redelivered
-task (same task id) claims it again, and ``incidence_runs_requeue_stale`` puts back
-runs whose claim outlived the task time limit.
+Life of a run: ``queued`` (its task is published to the broker once the transaction
+commits; ``published_at`` records that it got there) -> claimed by a conditional UPDATE
+(``attempts`` + 1) -> ``running``, the worker stamping ``heartbeat_at`` every
+REPORTS_HEARTBEAT_SECONDS -> result rows streamed into the table in the same
+transaction as the flip to ``succeeded`` (or ``failed`` with the reason).
+
+Bounds: a run whose result would exceed REPORTS_MAX_RESULT_ROWS is refused before it
+is stored (and checked again when it starts, for data entered meanwhile); the engine
+streams, so memory stays flat; a run is attempted at most REPORTS_MAX_ATTEMPTS times.
+
+Recovery (the sweep, ``incidence_runs_requeue_stale``, runs every minute):
+- a worker process that dies mid-run (kill -9, out of memory) leaves ``running`` and no
+  rows. If the worker's main process survived, it hands the message back and the
+  same task claims the run again at once; otherwise the heartbeat goes stale and the
+  sweep queues the run again (or fails it once it is out of attempts);
+- a run whose task never reached the broker (broker down at commit) is published by
+  the sweep; the request that started it was answered 202 all the same.
 """
 
 from __future__ import annotations
@@ -12,47 +24,72 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
+import threading
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
-from django.db import InterfaceError, OperationalError, transaction
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from registry.selectors import ALL, clinic_scope
 from reports.choices import DEFAULT_STRATA, CIMethod, RunStatus, Trigger
-from reports.engine import IncidenceParams, compute_incidence
+from reports.engine import IncidenceParams, SizeEstimate, estimate_result_rows, iter_incidence
 from reports.export import result_record
 from reports.models import IncidenceResult, IncidenceRun
 from reports.selectors import may_use_reports
 
 log = logging.getLogger(__name__)
 
-# Test-only: pause a first attempt at a stage ("compute" or "write") so a test can
-# kill the worker there deterministically. Unset in every real deployment.
-_PAUSE_AT = "REPORTS_TEST_PAUSE_AT"
-_PAUSE_SECONDS = "REPORTS_TEST_PAUSE_SECONDS"
-_PAUSE_FILE = "REPORTS_TEST_PAUSE_FILE"
+# Sent by incidence_run_execute at each stage of an attempt ("compute": claimed, about to
+# compute; "write": every row inserted, not yet committed), with run_id and attempt.
+# Monitoring may listen; the worker tests use it to stop an attempt at a known point.
+incidence_run_stage = Signal()
+
+# Rows copied per COPY statement while streaming a run's results.
+WRITE_BATCH = 2000
+# Publishing from a request or the sweep tries the broker briefly: the sweep retries later.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+# A queued run younger than this may still be being published by the request that made it.
+PUBLISH_GRACE = timedelta(seconds=15)
 
 
-def _test_pause(stage: str, attempts: int) -> None:
-    if os.environ.get(_PAUSE_AT) != stage or attempts != 1:
-        return
-    marker = os.environ.get(_PAUSE_FILE)
-    if marker:
-        with open(marker, "w") as fh:
-            fh.write(str(os.getpid()))
-    time.sleep(float(os.environ.get(_PAUSE_SECONDS, "60")))
+class RunTooLarge(Exception):
+    """The run's result would exceed REPORTS_MAX_RESULT_ROWS."""
 
 
-def _enqueue(run_id: int) -> None:
-    from reports.tasks import incidence_run_task
+class _ClaimLost(Exception):
+    """Another worker (or the sweep) took the run over while this one computed it."""
 
-    incidence_run_task.delay(run_id)
+
+def _too_large_message(estimate: SizeEstimate, limit: int) -> str:
+    at_least = "" if estimate.exact else "at least "
+    return (
+        f"This report would have {at_least}{estimate.rows:,} rows ({estimate.groups:,} strata and margins x "
+        f"{estimate.outcomes} outcomes), more than the limit of {limit:,}. Choose fewer or coarser strata, "
+        "or fewer outcomes."
+    )
+
+
+def incidence_run_size(*, params: IncidenceParams) -> SizeEstimate:
+    """Return the size of the report of ``params``; ValidationError on "strata" if over REPORTS_MAX_RESULT_ROWS.
+
+    Costs one grouping of the scoped procedures (well under a second on 100,000), and
+    refuses a far too large report after that one query.
+    """
+    limit = settings.REPORTS_MAX_RESULT_ROWS
+    estimate = estimate_result_rows(params=params, limit=limit)
+    if estimate.rows > limit:
+        raise ValidationError({"strata": [_too_large_message(estimate, limit)]}, code="too_large")
+    return estimate
 
 
 def incidence_run_start(
@@ -65,12 +102,15 @@ def incidence_run_start(
     ci_method: str = CIMethod.WILSON,
     trigger: str = Trigger.API,
 ) -> IncidenceRun:
-    """Return a new queued incidence run, enqueued for a worker once the transaction commits.
+    """Return a new queued incidence run, published to the workers once the transaction commits.
 
     ``actor`` None is the system (the nightly schedule) and covers every clinic; a
     user's run is limited, for good, to the clinics the user may see at this moment.
     Any member of a clinic may ask (reports.selectors.may_use_reports): the scope, not a
-    model permission, is what keeps other clinics' data out.
+    model permission, is what keeps other clinics' data out. A run whose result would
+    exceed REPORTS_MAX_RESULT_ROWS is refused (ValidationError on "strata"); the
+    estimate is stored with the run. A broker that is down does not fail the call:
+    the run stays queued with ``published_at`` empty and the sweep publishes it.
     """
     if actor is None:
         scope = ALL
@@ -86,6 +126,7 @@ def incidence_run_start(
         ci_method=ci_method,
         clinic_ids=None if scope is ALL else scope,
     )
+    estimate = incidence_run_size(params=params)
     with transaction.atomic():
         run = IncidenceRun(
             strata=list(params.strata),
@@ -96,11 +137,35 @@ def incidence_run_start(
             clinic_ids=None if params.clinic_ids is None else sorted(params.clinic_ids),
             requested_by=actor,
             trigger=trigger,
+            estimated_rows=estimate.rows,
         )
         run.full_clean()
         run.save()
-        transaction.on_commit(lambda: _enqueue(run.pk))
+        transaction.on_commit(lambda: incidence_run_publish(run_id=run.pk))
     return run
+
+
+def incidence_run_publish(*, run_id: int) -> bool:
+    """Return True once the run's task is on the broker (``published_at`` set); False, logged, if it is not.
+
+    Called after the commit that queued the run, and by the sweep for runs left
+    unpublished. A broker that refuses or is unreachable costs a short retry and one
+    log line, never an error for the caller: the sweep tries again within a minute.
+    """
+    from reports.tasks import incidence_run_task
+
+    try:
+        incidence_run_task.apply_async((run_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    except Exception as exc:
+        if incidence_run_task.app.conf.task_always_eager:
+            raise  # no broker involved: this is the task's own error
+        log.warning("Incidence run %s not published (%s: %s); the sweep will retry.", run_id, type(exc).__name__, exc)
+        return False
+    # A run that already succeeded is a snapshot; one that runs (a fast worker) was published all the same.
+    IncidenceRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        published_at=timezone.now()
+    )
+    return True
 
 
 def run_params(run: IncidenceRun) -> IncidenceParams:
@@ -115,65 +180,188 @@ def run_params(run: IncidenceRun) -> IncidenceParams:
     )
 
 
+def _out_of_attempts_error(run: dict) -> str:
+    previous = f" Last error: {run['error']}" if run["error"] else ""
+    return (
+        f"Stopped after {run['attempts']} attempts (REPORTS_MAX_ATTEMPTS), none of which finished: the worker "
+        "computing it was lost each time (its process killed, most often for running out of memory, or the "
+        "machine or its database connection gone). "
+        f"Estimated size: {run['estimated_rows'] or 0:,} rows.{previous}"
+    )
+
+
 def _claim(*, run_id: int, task_id: str, worker: str) -> uuid.UUID | None:
-    """Return a fresh claim token if this call moved the run to running, else None."""
+    """Return a fresh claim token if this call moved the run to running, else None.
+
+    A run out of attempts is not claimed but failed with the reason, so a message the
+    broker keeps redelivering (a worker killed each time) ends here.
+    """
     token = uuid.uuid4()
     claimable = Q(status=RunStatus.QUEUED)
     if task_id:
-        # The same task again: a retry, or a redelivery after its worker died.
+        # The same task again: a retry, or a redelivery after its worker process died.
         claimable |= Q(status=RunStatus.RUNNING, task_id=task_id)
-    touched = IncidenceRun.objects.filter(claimable, pk=run_id).update(
+    now = timezone.now()
+    touched = IncidenceRun.objects.filter(claimable, pk=run_id, attempts__lt=settings.REPORTS_MAX_ATTEMPTS).update(
         status=RunStatus.RUNNING,
         task_id=task_id,
         claim_token=token,
         claimed_by=worker[:200],
-        claimed_at=timezone.now(),
+        claimed_at=now,
+        heartbeat_at=now,
         attempts=F("attempts") + 1,
     )
-    return token if touched == 1 else None
+    if touched == 1:
+        return token
+    spent = IncidenceRun.objects.filter(claimable, pk=run_id, attempts__gte=settings.REPORTS_MAX_ATTEMPTS)
+    for run in spent.values("attempts", "error", "estimated_rows"):
+        if spent.update(
+            status=RunStatus.FAILED,
+            finished_at=now,
+            claimed_at=Coalesce("claimed_at", now),
+            error=_out_of_attempts_error(run),
+        ):
+            log.error("Incidence run %s failed: out of attempts.", run_id)
+    return None
+
+
+class _Heartbeat:
+    """A thread stamping ``heartbeat_at`` on a claimed run every interval, on its own connection.
+
+    ``lost`` turns true when the stamp finds the claim gone (the sweep requeued the run
+    after missed heartbeats, say): the computation then stops early.
+    """
+
+    def __init__(self, *, run_id: int, token: uuid.UUID, interval: float):
+        self.run_id, self.token, self.interval = run_id, token, interval
+        self.lost = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"incidence-run-{run_id}-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                try:
+                    touched = IncidenceRun.objects.filter(
+                        pk=self.run_id, status=RunStatus.RUNNING, claim_token=self.token
+                    ).update(heartbeat_at=timezone.now())
+                except DatabaseError as exc:
+                    log.warning("Incidence run %s: heartbeat not recorded (%s).", self.run_id, exc)
+                    connection.close()  # this thread's connection; the next beat opens a fresh one
+                    continue
+                # No row touched while the run is there to see: the claim is someone else's now. (A run
+                # this connection cannot see at all was created in a transaction not yet committed.)
+                if touched == 0 and IncidenceRun.objects.filter(pk=self.run_id).exists():
+                    self.lost = True
+                    return
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+def _copy_results(rows: list[tuple], *, columns: list[str]) -> None:
+    """Insert result rows with COPY: several times faster than INSERT for a report's many rows."""
+    names = ", ".join(connection.ops.quote_name(IncidenceResult._meta.get_field(c).column) for c in columns)
+    table = connection.ops.quote_name(IncidenceResult._meta.db_table)
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _store(*, run: IncidenceRun, token: uuid.UUID, heartbeat: _Heartbeat) -> None:
+    """Compute the run and store its rows and the flip to succeeded in one transaction (all or nothing)."""
+    params = run_params(run)
+    limit = settings.REPORTS_MAX_RESULT_ROWS
+    with transaction.atomic():
+        # Checked again: procedures entered since the run was accepted may have grown it.
+        estimate = estimate_result_rows(params=params, limit=limit)
+        if estimate.rows > limit:
+            raise RunTooLarge(_too_large_message(estimate, limit))
+        count = 0
+        pending: list[tuple] = []
+        for position, row in iter_incidence(params=params):
+            record = result_record(row)
+            pending.append((run.pk, position, Jsonb(record.pop("stratum")), *record.values()))
+            count += 1
+            if count > limit:  # the data grew between the estimate and the computation
+                raise RunTooLarge(f"The report grew past the limit of {limit:,} rows while it was computed.")
+            if len(pending) >= WRITE_BATCH:
+                _copy_results(pending, columns=["run_id", "position", "stratum", *record])
+                pending = []
+                if heartbeat.lost:
+                    raise _ClaimLost
+        if pending:
+            _copy_results(pending, columns=["run_id", "position", "stratum", *record])
+        incidence_run_stage.send(sender=IncidenceRun, stage="write", run_id=run.pk, attempt=run.attempts)
+        locked = IncidenceRun.objects.select_for_update().filter(
+            pk=run.pk, status=RunStatus.RUNNING, claim_token=token
+        )
+        if not locked.exists():
+            raise _ClaimLost
+        locked.update(status=RunStatus.SUCCEEDED, finished_at=timezone.now(), row_count=count, error="")
 
 
 def incidence_run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> IncidenceRun | None:
     """Return the run after computing and storing it, or None when it was not ours to run.
 
-    The claim is a conditional UPDATE that must touch one row. Results are written in
-    one transaction with the flip to succeeded, and only while the claim is still ours.
-    Database connection errors propagate (the task retries); any other error marks the
-    run failed with its message.
+    The claim is a conditional UPDATE that must touch one row. While computing, a
+    thread keeps ``heartbeat_at`` fresh. Results are written in one transaction with
+    the flip to succeeded, and only while the claim is still ours. Database connection
+    errors propagate (the task retries); anything else (too large, out of memory, the
+    soft time limit, a bug) marks the run failed with the reason.
     """
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     token = _claim(run_id=run_id, task_id=task_id, worker=worker)
     if token is None:
-        log.info("Incidence run %s not claimable (already running elsewhere or finished).", run_id)
+        log.info("Incidence run %s not claimable (running elsewhere, finished, or out of attempts).", run_id)
         return None
     run = IncidenceRun.objects.get(pk=run_id)
-    try:
-        _test_pause("compute", run.attempts)
-        rows = compute_incidence(params=run_params(run))
-        with transaction.atomic():
-            locked = IncidenceRun.objects.select_for_update().filter(
-                pk=run_id, status=RunStatus.RUNNING, claim_token=token
+    error = ""
+    with _Heartbeat(run_id=run_id, token=token, interval=settings.REPORTS_HEARTBEAT_SECONDS) as heartbeat:
+        try:
+            incidence_run_stage.send(sender=IncidenceRun, stage="compute", run_id=run_id, attempt=run.attempts)
+            _store(run=run, token=token, heartbeat=heartbeat)
+        except _ClaimLost:
+            log.warning("Incidence run %s was taken over while computing; this attempt's rows are discarded.", run_id)
+            return None
+        except RunTooLarge as exc:
+            error = str(exc)
+        except MemoryError:
+            # Raised under the address-space limit the task sets (REPORTS_TASK_MEMORY_MB); the
+            # rows are gone with the rolled-back transaction, so there is memory to record it.
+            error = (
+                "MemoryError: the computation needed more memory than a run may use "
+                f"(REPORTS_TASK_MEMORY_MB={settings.REPORTS_TASK_MEMORY_MB}). Choose fewer strata."
             )
-            if not locked.exists():
-                log.warning("Incidence run %s was reclaimed while computing; discarding this result.", run_id)
-                return None
-            IncidenceResult.objects.bulk_create(
-                [IncidenceResult(run_id=run_id, position=i, **result_record(row)) for i, row in enumerate(rows)],
-                batch_size=2000,
+        except SoftTimeLimitExceeded:
+            error = (
+                f"Stopped at the soft time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s "
+                "(CELERY_TASK_SOFT_TIME_LIMIT). Choose fewer strata, or raise the limit."
             )
-            _test_pause("write", run.attempts)
-            locked.update(status=RunStatus.SUCCEEDED, finished_at=timezone.now(), row_count=len(rows), error="")
-    except Exception as exc:
-        if _is_retryable(exc):
-            raise
-        log.exception("Incidence run %s failed.", run_id)
-        _fail(run_id=run_id, token=token, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            if _is_retryable(exc):
+                raise
+            log.exception("Incidence run %s failed.", run_id)
+            error = f"{type(exc).__name__}: {exc}"
+    if error:
+        log.error("Incidence run %s failed: %s", run_id, error)
+        _fail(run_id=run_id, token=token, error=error)
     return IncidenceRun.objects.get(pk=run_id)
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    """Return True for a lost or refused database connection: the task retries those."""
-    return isinstance(exc, OperationalError | InterfaceError)
+    """Return True for a lost or refused database connection: the task retries those.
+
+    The client library's own "out of memory" is not retried: it would run out again.
+    """
+    return isinstance(exc, OperationalError | InterfaceError) and "out of memory" not in str(exc).lower()
 
 
 def _fail(*, run_id: int, error: str, token: uuid.UUID | None = None, task_id: str | None = None) -> bool:
@@ -187,39 +375,91 @@ def _fail(*, run_id: int, error: str, token: uuid.UUID | None = None, task_id: s
 
 
 def incidence_run_fail(*, run_id: int, task_id: str, error: str) -> bool:
-    """Return True if the run held by ``task_id`` was marked failed with ``error`` (retries exhausted)."""
+    """Return True if the run held by ``task_id`` was marked failed with ``error`` (retries exhausted, time limit)."""
     return _fail(run_id=run_id, task_id=task_id, error=error)
 
 
+def incidence_run_note_lost(*, run_id: int, task_id: str, reason: str) -> bool:
+    """Return True if ``reason`` (why the worker process running the attempt was lost) was noted on the run.
+
+    The run stays running: the same task claims it again, and a run out of attempts
+    ends failed with this as its last error.
+    """
+    attempts = IncidenceRun.objects.filter(pk=run_id).values_list("attempts", flat=True).first()
+    return (
+        IncidenceRun.objects.filter(pk=run_id, task_id=task_id, status=RunStatus.RUNNING).update(
+            error=f"Attempt {attempts} lost: {reason}"[:10000]
+        )
+        == 1
+    )
+
+
 def stale_claim_age() -> timedelta:
-    """Return how old a running claim must be to count as abandoned: the hard time limit plus a margin."""
+    """Return how long a published run may wait unclaimed before its message counts as lost: the hard
+    time limit plus a margin (the broker redelivers unacknowledged messages within that)."""
     return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + timedelta(minutes=5)
 
 
-def incidence_runs_requeue_stale(*, older_than: timedelta | None = None) -> list[int]:
-    """Return the ids of runs put back in the queue: claims older than ``older_than``, and lost enqueues.
+@dataclass
+class Sweep:
+    """What one sweep did: runs queued again, runs failed for good, runs (re)published."""
 
-    A claim older than the task's hard time limit belongs to a worker that is gone;
-    a queued run that old never reached the broker. Each goes back to queued (the old
-    claim token is void, so a late writer cannot store anything) and is enqueued again.
+    requeued: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    published: list[int] = field(default_factory=list)
+
+
+def incidence_runs_requeue_stale(
+    *, stale_after: timedelta | None = None, publish_grace: timedelta = PUBLISH_GRACE
+) -> Sweep:
+    """Return what the sweep did to runs whose worker is gone and runs that never reached the broker.
+
+    - running, heartbeat older than ``stale_after`` (REPORTS_HEARTBEAT_STALE_SECONDS):
+      the worker is gone. Back to queued and published again, unless the run is out of
+      attempts: then failed with the reason. The old claim token is void, so a late
+      writer cannot store anything.
+    - queued with ``published_at`` empty (the broker was down when it was queued) for
+      longer than ``publish_grace`` (younger ones may still be being published by the
+      request that queued them), or published longer ago than the time limit and never
+      claimed (message lost): published.
     """
-    older_than = stale_claim_age() if older_than is None else older_than
-    threshold = timezone.now() - older_than
-    requeued = []
-    stale = IncidenceRun.objects.filter(
-        Q(status=RunStatus.RUNNING, claimed_at__lt=threshold) | Q(status=RunStatus.QUEUED, created_at__lt=threshold)
-    ).values_list("pk", flat=True)
-    for run_id in stale:
+    stale_after = timedelta(seconds=settings.REPORTS_HEARTBEAT_STALE_SECONDS) if stale_after is None else stale_after
+    now = timezone.now()
+    threshold = now - stale_after
+    stale = Q(status=RunStatus.RUNNING) & (
+        Q(heartbeat_at__lt=threshold) | Q(heartbeat_at__isnull=True, claimed_at__lt=threshold)
+    )
+    sweep = Sweep()
+    for run in IncidenceRun.objects.filter(stale).values("pk", "attempts", "error", "estimated_rows"):
+        run_id = run["pk"]
         with transaction.atomic():
-            touched = (
-                IncidenceRun.objects.filter(pk=run_id)
-                .filter(Q(status=RunStatus.RUNNING, claimed_at__lt=threshold) | Q(status=RunStatus.QUEUED))
-                .update(status=RunStatus.QUEUED, task_id="", claim_token=None, claimed_at=None, claimed_by="")
+            mine = IncidenceRun.objects.filter(stale, pk=run_id)
+            if run["attempts"] >= settings.REPORTS_MAX_ATTEMPTS:
+                if mine.update(status=RunStatus.FAILED, finished_at=now, error=_out_of_attempts_error(run)):
+                    sweep.failed.append(run_id)
+                continue
+            touched = mine.update(
+                status=RunStatus.QUEUED,
+                task_id="",
+                claim_token=None,
+                claimed_at=None,
+                claimed_by="",
+                heartbeat_at=None,
+                published_at=None,
             )
             if touched == 1:
-                requeued.append(run_id)
-                transaction.on_commit(lambda run_id=run_id: _enqueue(run_id))
-    return requeued
+                sweep.requeued.append(run_id)
+                transaction.on_commit(lambda run_id=run_id: incidence_run_publish(run_id=run_id))
+    unpublished = IncidenceRun.objects.filter(
+        Q(published_at__isnull=True, created_at__lt=now - publish_grace) | Q(published_at__lt=now - stale_claim_age()),
+        status=RunStatus.QUEUED,
+    ).exclude(pk__in=sweep.requeued)
+    for run_id in unpublished.values_list("pk", flat=True):
+        if incidence_run_publish(run_id=run_id):
+            sweep.published.append(run_id)
+    if sweep.requeued or sweep.failed or sweep.published:
+        log.warning("Incidence run sweep: %s", sweep)
+    return sweep
 
 
 def nightly_cutoff(today: date | None = None) -> date:

@@ -87,3 +87,11 @@ class AdverseEventFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
         return event_services.adverse_event_save(actor=None, event=model_class(*args, **kwargs))
+
+
+def issue_api_token(user) -> str:
+    """Return a fresh API bearer token for user, as the token endpoint would issue it (knox, hashed)."""
+    from knox.models import get_token_model
+
+    _instance, token = get_token_model().objects.create(user=user)
+    return token

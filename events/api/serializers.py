@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.text import validate_safe_free_text, validate_safe_identifier
 from events.models import AdverseEvent
 from registry import selectors
-from registry.api.base import RegistrySerializer, SlugRelatedField
+from registry.api.base import RegistrySerializer
 from registry.models import Procedure
 
 
@@ -15,9 +16,11 @@ class AdverseEventSerializer(RegistrySerializer):
         source="external_id",
         max_length=64,
         required=False,
+        # Declared here (it is renamed), so the model field's validators must be named again.
+        validators=[validate_safe_identifier],
         help_text="Your system's id for the event; generated when omitted; fixed after creation.",
     )
-    procedure = SlugRelatedField(
+    procedure = serializers.SlugRelatedField(
         slug_field="external_id", queryset=Procedure.objects.none(), help_text="The procedure id."
     )
     retracted = serializers.BooleanField(source="is_retracted", read_only=True)
@@ -74,5 +77,7 @@ class AdverseEventSerializer(RegistrySerializer):
 
 class RetractionSerializer(serializers.Serializer):
     reason = serializers.CharField(
-        max_length=2000, help_text="Why the event is withdrawn (duplicate, wrong patient, not an adverse event...)."
+        max_length=2000,
+        validators=[validate_safe_free_text],
+        help_text="Why the event is withdrawn (duplicate, wrong patient, not an adverse event...).",
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.text import validate_safe_identifier
 from registry import selectors
-from registry.api.base import RegistrySerializer, SlugRelatedField
+from registry.api.base import RegistrySerializer
 from registry.models import Clinic, FollowUpVisit, Patient, Procedure
 
 
@@ -26,7 +27,7 @@ class ClinicSerializer(RegistrySerializer):
 
 
 class PatientSerializer(RegistrySerializer):
-    clinic = SlugRelatedField(
+    clinic = serializers.SlugRelatedField(
         slug_field="code",
         queryset=Clinic.objects.none(),
         required=False,
@@ -61,9 +62,11 @@ class ProcedureSerializer(RegistrySerializer):
         source="external_id",
         max_length=64,
         required=False,
+        # Declared here (it is renamed), so the model field's validators must be named again.
+        validators=[validate_safe_identifier],
         help_text="Your system's id for the procedure; generated when omitted; fixed after creation.",
     )
-    patient = SlugRelatedField(slug_field="registry_id", queryset=Patient.objects.none())
+    patient = serializers.SlugRelatedField(slug_field="registry_id", queryset=Patient.objects.none())
     clinic = serializers.SlugRelatedField(slug_field="code", read_only=True)
 
     class Meta:

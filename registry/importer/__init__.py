@@ -1,9 +1,11 @@
-"""The registry's CSV import (docs/import-format.md): read, check every row, then write all or nothing.
+"""The registry's CSV import (README "CSV import"): read, check and stage every row, then write all or nothing.
 
-read.py parses the folder without touching the database, check.py holds every row
-against the rule functions and the stored rows, write.py stages the rows with COPY
-and upserts them set-wise. This module runs the three in one transaction under one
-audit context.
+read.py parses the folder a chunk of rows at a time without touching the database;
+check.py holds each chunk against the rule functions, the rows staged before it and the
+stored rows, and stages it with COPY (stage.py), then checks what spans rows in SQL;
+write.py upserts the staging tables set-wise. Python never holds more than a chunk of
+rows and the capped error list, so memory does not grow with the folder. This module
+runs it all in one transaction under one audit context.
 """
 
 from __future__ import annotations
@@ -12,40 +14,59 @@ import time
 from pathlib import Path
 
 import pghistory
-from django.db import transaction
+from django.conf import settings
+from django.db import DataError, IntegrityError, connection, transaction
 
-from registry.importer.check import check, load_stored
-from registry.importer.errors import ImportRefused, RowError
-from registry.importer.read import read_folder
-from registry.importer.write import Summary, timed, write_plan
+from registry.importer import stage
+from registry.importer.check import Checker
+from registry.importer.errors import ErrorList, ImportRefused, RowError
+from registry.importer.read import SPECS, read_chunks, read_headers
+from registry.importer.write import Summary, database_refusal, timed, write_staged
 
 __all__ = ["ImportRefused", "RowError", "Summary", "import_folder"]
 
+# Rows parsed, checked and staged at a time: large enough that the per-chunk look-ups by key
+# cost little, small enough that a chunk is a few megabytes.
+CHUNK_ROWS = 5000
 
-def import_folder(*, folder: Path, user=None) -> Summary:
+
+def import_folder(*, folder: Path, user=None, max_errors: int | None = None) -> Summary:
     """Return the counts of importing ``folder``, run by ``user`` (or None for the system).
 
-    Raises ImportRefused, with every error found, when any row is bad; nothing is changed then.
+    Raises ImportRefused when any row is bad; nothing is changed then. It lists the first
+    ``max_errors`` errors (default settings.IMPORT_MAX_ERRORS) in file and line order and
+    counts every other one: the whole folder is still checked, so the count is exact.
     """
     phases: dict[str, float] = {}
+    errors = ErrorList(max_errors if max_errors is not None else settings.IMPORT_MAX_ERRORS)
     folder = Path(folder).resolve()
-    with timed(phases, "read + parse"):
-        parsed = read_folder(folder=folder)
-    if parsed.errors and not any(parsed.rows.values()):
-        raise ImportRefused(parsed.errors)
+    layouts = read_headers(folder=folder, errors=errors)
+    if errors:
+        # Rows read against a wrong header would only bury the real problem in noise.
+        raise ImportRefused(errors)
     # Checking inside the writing transaction narrows the gap in which another writer could
     # change what the checks saw; the database's triggers cover what remains.
     with (
         transaction.atomic(),
         pghistory.context(user=getattr(user, "pk", None), action="import_registry", source=str(folder)),
+        connection.cursor() as cursor,
     ):
-        with timed(phases, "load stored rows"):
-            stored = load_stored(parsed=parsed)
-        with timed(phases, "check rules"):
-            plan, errors = check(parsed=parsed, stored=stored)
+        stage.create_tables(cursor)
+        checker = Checker(cursor, errors)
+        try:
+            with timed(phases, "read, check, stage (COPY)"):
+                for name, layout in layouts.items():  # reference order: what a row names is staged before it
+                    for chunk in read_chunks(folder / name, SPECS[name], layout, errors, CHUNK_ROWS):
+                        checker.check_chunk(name, chunk)
+                    stage.analyze(cursor, name)
+            with timed(phases, "check across rows"):
+                checker.check_across_rows()
+        except (IntegrityError, DataError) as exc:
+            # The parsers keep every staged value within its column's type; this is the backstop.
+            raise database_refusal(exc) from exc
         if errors:
             raise ImportRefused(errors)
-        summary = write_plan(plan=plan, present=parsed.present, phases=phases)
+        summary = write_staged(cursor, staged=checker.staged, present=layouts, phases=phases)
         written = time.perf_counter()
     # Deferred foreign-key checks run at commit (inside an outer transaction, later).
     phases["commit"] = time.perf_counter() - written

@@ -1,16 +1,23 @@
-"""Return the import plan after holding every parsed row against the registry's rules.
+"""Return the errors of an import: hold each chunk of rows against the rules, stage it, then check across rows.
 
 A row is checked as the admin would check it, through the same rule functions
-(registry.rules, events.rules), against the state the registry will be in after
-the import: rows of the folder replace the stored rows they name, stored rows
-the folder does not name stay. The stored state comes from a handful of bulk
-queries (load_stored); nothing here queries per row or writes.
+(registry.rules, events.rules), against the state the registry will be in after the
+import: rows of the folder replace the stored rows they name, stored rows the folder
+does not name stay. Files are read in reference order (clinics, patients, procedures,
+follow-ups, events), so what a row refers to is already staged when the row is read;
+each chunk looks up what it needs (the rows it duplicates, its patient or procedure, a
+stored event it may not change) in a few queries by key, and is then staged.
+
+What depends on rows not yet read, a patient's death date against all of its procedures
+and a moved procedure against its stored events and visits, is checked once everything
+is staged: set-wise in SQL, with the rule functions run over the rows the database
+streams back (a server-side cursor), never over a list of them all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -21,40 +28,32 @@ from events.choices import SERIOUS_CRITERIA
 from events.models import AdverseEvent
 from events.rules import adverse_event_errors
 from registry.choices import VISIT_SCHEDULE, visit_window
-from registry.importer.errors import RowError
-from registry.importer.read import (
-    CLINICS,
-    EVENTS,
-    FOLLOW_UPS,
-    PATIENTS,
-    PROCEDURES,
-    SPECS,
-    Parsed,
-    VisitRow,
-)
+from registry.importer import stage
+from registry.importer.errors import ErrorList, RowError
+from registry.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDURES, SPECS
 from registry.models import Clinic, FollowUpVisit
 from registry.rules import MSG, patient_errors, procedure_errors, visit_errors
 
 # The event columns a retracted event may not change (it can only be re-imported unchanged).
 _EVENT_VALUES = ("procedure_key", "category", "term", "onset_on", "grade", "serious", *SERIOUS_CRITERIA.values())
 _EVENT_VALUES += ("outcome", "resolved_on", "causality_procedure")
+_STREAM_ROWS = 2000  # rows per fetch from a server-side cursor
 
 
 @dataclass(slots=True)
-class StoredPatient:
-    pk: int
-    registry_id: str
-    clinic_id: str  # the clinic's code, as on parsed rows
-    birth_year: int
-    enrolled_on: dt.date
+class _Patient:
+    """What the procedure rules read of a patient."""
+
+    clinic_id: str | None  # the clinic's code, as on parsed rows
+    birth_year: int | None
     death_date: dt.date | None
 
 
 @dataclass(slots=True)
-class StoredProcedure:
-    pk: int
+class _StoredProcedure:
+    """A stored procedure, as the procedure rules read it."""
+
     external_id: str
-    patient_key: str
     clinic_id: str  # the clinic's code, as on parsed rows
     performed_on: dt.date
     cell_source: str
@@ -64,249 +63,293 @@ class StoredProcedure:
     volume_ml: Decimal | None
 
 
-@dataclass
-class Stored:
-    """The stored rows the folder refers to or replaces."""
+class Checker:
+    """Checks and stages the folder's rows a chunk at a time; errors go to ``errors``, counts to ``staged``."""
 
-    clinic_codes: set[str] = field(default_factory=set)
-    patients: dict[str, StoredPatient] = field(default_factory=dict)
-    procedures: dict[str, StoredProcedure] = field(default_factory=dict)
-    retracted: dict[str, tuple] = field(default_factory=dict)  # event id -> _EVENT_VALUES
+    def __init__(self, cursor, errors: ErrorList):
+        self.cursor = cursor
+        self.errors = errors
+        self.staged = {name: 0 for name in SPECS}
+        # Staged rows at which to ANALYZE next; below the first mark a scan costs little.
+        self._analyzed_at = dict.fromkeys(SPECS, 20_000)
 
+    # --- reporting -------------------------------------------------------------------------
 
-@dataclass
-class Plan:
-    """What the writer applies: the folder's rows plus what the registry's own logic adds."""
-
-    clinics: list = field(default_factory=list)
-    patients: list = field(default_factory=list)
-    procedures: list = field(default_factory=list)
-    visits: list = field(default_factory=list)
-    events: list = field(default_factory=list)
-    # Procedures that get the full schedule: the folder's and those its follow-ups name.
-    scheduled: set[str] = field(default_factory=set)
-    # Open stored visits of procedures whose date moved, due again from the new date.
-    rescheduled: list[VisitRow] = field(default_factory=list)
-    # registry_id -> stored death date to keep until the patient's procedures have moved (see write.py).
-    deferred_deaths: dict[str, dt.date | None] = field(default_factory=dict)
-
-
-def _fetch(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def load_stored(*, parsed: Parsed) -> Stored:
-    """Return the stored rows ``parsed`` names, replaces or depends on, in four queries."""
-    rows = parsed.rows
-    stored = Stored(clinic_codes=set(Clinic.objects.values_list("code", flat=True)))
-    procedure_keys = {r.external_id for r in rows[PROCEDURES]}
-    procedure_keys |= {r.procedure_key for r in rows[FOLLOW_UPS]} | {r.procedure_key for r in rows[EVENTS]}
-    patient_keys = [r.registry_id for r in rows[PATIENTS] if r.registry_id]
-    # Procedures named by the folder, and every procedure of the folder's patients (their
-    # death date, birth year and clinic must still fit them).
-    for values in _fetch(
-        """SELECT pr.id, pr.external_id, pt.registry_id, c.code, pr.performed_on, pr.cell_source, pr.cell_type,
-                  pr.processing, pr.cell_dose_millions, pr.volume_ml
-           FROM registry_procedure pr JOIN registry_patient pt ON pt.id = pr.patient_id
-           JOIN registry_clinic c ON c.id = pr.clinic_id
-           WHERE pr.external_id = ANY(%s) OR pt.registry_id = ANY(%s)""",
-        [[k for k in procedure_keys if k], patient_keys],
-    ):
-        procedure = StoredProcedure(*values)
-        stored.procedures[procedure.external_id] = procedure
-    patient_keys += [r.patient_key for r in rows[PROCEDURES] if r.patient_key]
-    patient_keys += [p.patient_key for p in stored.procedures.values()]
-    for values in _fetch(
-        """SELECT p.id, p.registry_id, c.code, p.birth_year, p.enrolled_on, p.death_date
-           FROM registry_patient p JOIN registry_clinic c ON c.id = p.clinic_id WHERE p.registry_id = ANY(%s)""",
-        [list(set(patient_keys))],
-    ):
-        stored.patients[values[1]] = StoredPatient(*values)
-    event_keys = [r.external_id for r in rows[EVENTS] if r.external_id]
-    for values in _fetch(
-        f"""SELECT e.external_id, pr.external_id, {", ".join("e." + f for f in _EVENT_VALUES[1:])}
-            FROM events_adverseevent e JOIN registry_procedure pr ON pr.id = e.procedure_id
-            WHERE e.retracted_at IS NOT NULL AND e.external_id = ANY(%s)""",  # noqa: S608 - column names are constants
-        [event_keys],
-    ):
-        stored.retracted[values[0]] = values[1:]
-    return stored
-
-
-class _Errors:
-    """Collects errors; a cell that could not be read (or names nothing) is not also blamed by a rule."""
-
-    def __init__(self, errors: list[RowError]):
-        self.list = list(errors)
-        self._unreadable = {(e.file, e.line, e.column) for e in errors}
-        self._seen: set[tuple] = set()
-
-    def add(self, file: str, line: int, column: str, message: str, *, unreadable: bool = False) -> None:
-        cell = (file, line, column)
-        if cell in self._unreadable or (cell, message) in self._seen:
+    def _report(self, file: str, row, column: str, message: str, *, unreadable: bool = False) -> None:
+        # A cell that could not be read (or names nothing) is not also blamed by a rule.
+        if column in row.refused:
             return
-        self._seen.add((cell, message))
         if unreadable:
-            self._unreadable.add(cell)
-        self.list.append(RowError(file, line, column, message))
+            row.refused.add(column)
+        self.errors.add(RowError(file, row.line, column, message))
 
-    def add_rules(self, file: str, line: int, found: dict[str, str], prefix: str = "") -> None:
+    def _report_rules(self, file: str, row, found: dict[str, str], prefix: str = "") -> None:
         column_of = SPECS[file].column_of
         for name, message in found.items():
-            self.add(file, line, column_of.get(name, f"{name} (stored value)"), prefix + message)
+            self._report(file, row, column_of.get(name, f"{name} (stored value)"), prefix + message)
 
+    # --- one chunk -------------------------------------------------------------------------
 
-def check(*, parsed: Parsed, stored: Stored) -> tuple[Plan, list[RowError]]:
-    """Return the plan and every error of the folder; the plan is only to be written when there is none."""
-    rows = parsed.rows
-    errors = _Errors(parsed.errors)
-    plan = Plan(
-        clinics=rows[CLINICS],
-        patients=rows[PATIENTS],
-        procedures=rows[PROCEDURES],
-        visits=rows[FOLLOW_UPS],
-        events=rows[EVENTS],
-    )
-    clinic_codes = stored.clinic_codes | {r.code for r in rows[CLINICS] if r.code}
-    for r in rows[CLINICS]:
-        # The clinic rules live in Clinic.clean(); an unsaved instance runs them without a query.
-        try:
-            Clinic(code=r.code or "", name=r.name or "", country=r.country or "", city=r.city).clean()
-        except ValidationError as exc:
-            for name, messages in exc.message_dict.items():
-                errors.add(CLINICS, r.line, name, " ".join(messages))
+    def check_chunk(self, name: str, chunk: list) -> None:
+        """Check ``chunk`` (rows of file ``name``, in line order) and stage it; a duplicate row is left out."""
+        rows = self._without_duplicates(name, chunk)
+        {
+            CLINICS: self._check_clinics,
+            PATIENTS: self._check_patients,
+            PROCEDURES: self._check_procedures,
+            FOLLOW_UPS: self._check_visits,
+            EVENTS: self._check_events,
+        }[name](rows)
+        stage.copy_rows(self.cursor, name, rows)
+        before, self.staged[name] = self.staged[name], self.staged[name] + len(rows)
+        # Without statistics the planner takes the growing staging table for a small one and
+        # scans it whole for every chunk's look-up by key (quadratic time); fresh statistics
+        # each time it doubles keep the look-ups on the index, for a few ANALYZEs in all.
+        if before < self._analyzed_at[name] <= self.staged[name]:
+            stage.analyze(self.cursor, name)
+            self._analyzed_at[name] = 2 * self.staged[name]
 
-    patients = {r.registry_id: r for r in rows[PATIENTS] if r.registry_id}
-    for r in rows[PATIENTS]:
-        if r.clinic_id and r.clinic_id not in clinic_codes:
-            errors.add(PATIENTS, r.line, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
-        found = patient_errors(r)
-        if found:
-            errors.add_rules(PATIENTS, r.line, found)
+    def _fetch(self, sql: str, params) -> list[tuple]:
+        self.cursor.execute(sql, params)
+        return self.cursor.fetchall()
 
-    procedures = {r.external_id: r for r in rows[PROCEDURES] if r.external_id}
-    moved = []
-    for r in rows[PROCEDURES]:
-        patient = patients.get(r.patient_key) or stored.patients.get(r.patient_key)
-        if r.patient_key and patient is None:
-            errors.add(
-                PROCEDURES, r.line, "patient_registry_id", f"Unknown patient {r.patient_key!r}.", unreadable=True
-            )
-        if r.clinic_id is None and patient is not None:
-            r.clinic_id = patient.clinic_id
-        elif r.clinic_id and r.clinic_id not in clinic_codes:
-            errors.add(PROCEDURES, r.line, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
-        old = stored.procedures.get(r.external_id)
-        if old is not None:
-            r.processing, r.volume_ml = old.processing, old.volume_ml
-            if r.performed_on is not None and r.performed_on != old.performed_on:
-                moved.append((r, old))
-        found = procedure_errors(r, patient=patient)
-        if found:
-            errors.add_rules(PROCEDURES, r.line, found)
+    def _without_duplicates(self, name: str, chunk: list) -> list:
+        spec = SPECS[name]
+        attrs = spec.key
+        keyed = [(tuple(getattr(r, a) for a in attrs), r) for r in chunk]
+        keys = [k for k in {k for k, _ in keyed} if None not in k]
+        first: dict[tuple, int] = {}
+        if keys:
+            # By the first key column only (a visit's procedure): one short array, and the few
+            # rows it returns (staged keys are unique: at most one per visit) are matched on the
+            # whole key here.
+            columns = ", ".join(attrs)
+            where = " AND ".join([f"{attrs[0]} = ANY(%s)", *(f"{a} IS NOT NULL" for a in attrs[1:])])
+            sql = f"SELECT {columns}, line FROM {stage.table(name)} WHERE {where}"  # noqa: S608 - constants
+            wanted = set(keys)
+            for *found, line in self._fetch(sql, [list({k[0] for k in keys})]):
+                if tuple(found) in wanted:
+                    first[tuple(found)] = line
+        kept = []
+        for key, r in keyed:
+            if None not in key:
+                if key in first:
+                    label = "/".join(spec.column_of[a] for a in attrs)
+                    message = f"Duplicate {label} {'/'.join(key)!r} (first on line {first[key]})."
+                    self.errors.add(RowError(name, r.line, spec.column_of[attrs[0]], message))
+                    continue
+                first[key] = r.line
+            kept.append(r)
+        return kept
 
-    _check_patients_against_procedures(patients, procedures, stored, plan, errors)
-    _check_moved_procedures(moved, rows, plan, errors)
-
-    def procedure_of(key):
-        return procedures.get(key) or stored.procedures.get(key)
-
-    for r in rows[FOLLOW_UPS]:
-        procedure = procedure_of(r.procedure_key)
-        if r.procedure_key and procedure is None:
-            errors.add(FOLLOW_UPS, r.line, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
-        performed_on = procedure.performed_on if procedure is not None else None
-        if r.visit is not None and r.due_on is None and performed_on is not None:
-            r.due_on = performed_on + timedelta(days=VISIT_SCHEDULE[r.visit][0])
-        if r.visit is not None and r.due_on is not None:
-            r.window_start, r.window_end = visit_window(r.visit, r.due_on)
-        found = visit_errors(r, performed_on=performed_on)
-        if found:
-            errors.add_rules(FOLLOW_UPS, r.line, found)
-        if r.procedure_key:
-            plan.scheduled.add(r.procedure_key)
-    plan.scheduled |= procedures.keys()
-
-    for r in rows[EVENTS]:
-        procedure = procedure_of(r.procedure_key)
-        if r.procedure_key and procedure is None:
-            errors.add(EVENTS, r.line, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
-        patient = None
-        if procedure is not None:
-            patient = patients.get(procedure.patient_key) or stored.patients.get(procedure.patient_key)
-        found = adverse_event_errors(
-            r,
-            performed_on=procedure.performed_on if procedure is not None else None,
-            enrolled_on=patient.enrolled_on if patient is not None else None,
-            allow_historical=True,  # migrating clinics load events from before their patients' enrolment
+    def _known_clinics(self, codes: set[str]) -> set[str]:
+        if not codes:
+            return set()
+        found = self._fetch(
+            """SELECT code FROM import_clinic WHERE code = ANY(%s)
+               UNION SELECT code FROM registry_clinic WHERE code = ANY(%s)""",
+            [list(codes)] * 2,
         )
-        if found:
-            errors.add_rules(EVENTS, r.line, found)
-        kept = stored.retracted.get(r.external_id)
-        if kept is not None and kept != tuple(getattr(r, name) for name in _EVENT_VALUES):
-            errors.add(EVENTS, r.line, "event_id", "A retracted adverse event cannot be edited.")
-    return plan, errors.list
+        return {code for (code,) in found}
 
+    def _patients(self, keys: set[str]) -> dict[str, _Patient]:
+        """Return the patients named by ``keys`` as they will be after the import: the folder's row wins."""
+        if not keys:
+            return {}
+        found = self._fetch(
+            """SELECT registry_id, clinic_code, birth_year, death_date FROM import_patient WHERE registry_id = ANY(%s)
+               UNION ALL
+               SELECT p.registry_id, c.code, p.birth_year, p.death_date
+               FROM registry_patient p JOIN registry_clinic c ON c.id = p.clinic_id
+               WHERE p.registry_id = ANY(%s)
+                 AND NOT EXISTS (SELECT FROM import_patient s WHERE s.registry_id = p.registry_id)""",
+            [list(keys)] * 2,
+        )
+        return {key: _Patient(*values) for key, *values in found}
 
-def _check_patients_against_procedures(patients, procedures, stored: Stored, plan: Plan, errors: _Errors) -> None:
-    """Hold each patient of the folder against all of its procedures, the folder's and the stored ones."""
-    latest: dict[str, dt.date] = {}
-    for r in procedures.values():
-        if r.patient_key in patients and r.performed_on is not None:
-            latest[r.patient_key] = max(r.performed_on, latest.get(r.patient_key, r.performed_on))
-    latest_stored: dict[str, dt.date] = {}
-    for p in stored.procedures.values():
-        latest_stored[p.patient_key] = max(p.performed_on, latest_stored.get(p.patient_key, p.performed_on))
-        patient = patients.get(p.patient_key)
-        if patient is None or p.external_id in procedures:
-            continue  # not the folder's patient, or the folder's row for it is checked instead
-        latest[p.patient_key] = max(p.performed_on, latest.get(p.patient_key, p.performed_on))
+    def _performed_on(self, keys: set[str]) -> dict[str, dt.date | None]:
+        """Return each named procedure's date as it will be after the import (None: its date was unreadable)."""
+        if not keys:
+            return {}
+        found = self._fetch(
+            """SELECT external_id, performed_on FROM import_procedure WHERE external_id = ANY(%s)
+               UNION ALL
+               SELECT p.external_id, p.performed_on FROM registry_procedure p
+               WHERE p.external_id = ANY(%s)
+                 AND NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = p.external_id)""",
+            [list(keys)] * 2,
+        )
+        return dict(found)
+
+    def _check_clinics(self, rows: list) -> None:
+        for r in rows:
+            # The clinic rules live in Clinic.clean(); an unsaved instance runs them without a query.
+            try:
+                Clinic(code=r.code or "", name=r.name or "", country=r.country or "", city=r.city).clean()
+            except ValidationError as exc:
+                for name, messages in exc.message_dict.items():
+                    self._report(CLINICS, r, name, " ".join(messages))
+
+    def _check_patients(self, rows: list) -> None:
+        known = self._known_clinics({r.clinic_id for r in rows if r.clinic_id})
+        for r in rows:
+            if r.clinic_id and r.clinic_id not in known:
+                self._report(PATIENTS, r, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
+            found = patient_errors(r)
+            if found:
+                self._report_rules(PATIENTS, r, found)
+
+    def _check_procedures(self, rows: list) -> None:
+        patients = self._patients({r.patient_key for r in rows if r.patient_key})
+        known = self._known_clinics({r.clinic_id for r in rows if r.clinic_id})
+        keys = [r.external_id for r in rows if r.external_id]
+        # Not in the format: a stored procedure keeps these, and the rules must see them.
+        kept = {}
+        if keys:
+            sql = "SELECT external_id, processing, volume_ml FROM registry_procedure WHERE external_id = ANY(%s)"
+            kept = {key: values for key, *values in self._fetch(sql, [keys])}
+        for r in rows:
+            patient = patients.get(r.patient_key)
+            if r.patient_key and patient is None:
+                self._report(
+                    PROCEDURES, r, "patient_registry_id", f"Unknown patient {r.patient_key!r}.", unreadable=True
+                )
+            if r.clinic_id is None and patient is not None:
+                r.clinic_id = patient.clinic_id
+            elif r.clinic_id and r.clinic_id not in known:
+                self._report(PROCEDURES, r, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
+            if r.external_id in kept:
+                r.processing, r.volume_ml = kept[r.external_id]
+            found = procedure_errors(r, patient=patient)
+            if found:
+                self._report_rules(PROCEDURES, r, found)
+
+    def _check_visits(self, rows: list) -> None:
+        performed = self._performed_on({r.procedure_key for r in rows if r.procedure_key})
+        for r in rows:
+            if r.procedure_key and r.procedure_key not in performed:
+                self._report(FOLLOW_UPS, r, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
+            performed_on = performed.get(r.procedure_key)
+            if r.visit is not None and r.due_on is None and performed_on is not None:
+                r.due_on = performed_on + timedelta(days=VISIT_SCHEDULE[r.visit][0])
+            if r.visit is not None and r.due_on is not None:
+                r.window_start, r.window_end = visit_window(r.visit, r.due_on)
+            found = visit_errors(r, performed_on=performed_on)
+            if found:
+                self._report_rules(FOLLOW_UPS, r, found)
+
+    def _check_events(self, rows: list) -> None:
+        performed = self._performed_on({r.procedure_key for r in rows if r.procedure_key})
+        keys = [r.external_id for r in rows if r.external_id]
+        retracted = {}
+        if keys:
+            retracted = {
+                key: tuple(values)
+                for key, *values in self._fetch(
+                    f"""SELECT e.external_id, pr.external_id, {", ".join("e." + f for f in _EVENT_VALUES[1:])}
+                        FROM events_adverseevent e JOIN registry_procedure pr ON pr.id = e.procedure_id
+                        WHERE e.retracted_at IS NOT NULL AND e.external_id = ANY(%s)""",  # noqa: S608 - constants
+                    [keys],
+                )
+            }
+        for r in rows:
+            if r.procedure_key and r.procedure_key not in performed:
+                self._report(EVENTS, r, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
+            # The patient's enrolment is not looked up: allow_historical exempts imports from that rule.
+            found = adverse_event_errors(r, performed_on=performed.get(r.procedure_key), allow_historical=True)
+            if found:
+                self._report_rules(EVENTS, r, found)
+            kept = retracted.get(r.external_id)
+            if kept is not None and kept != tuple(getattr(r, name) for name in _EVENT_VALUES):
+                self._report(EVENTS, r, "event_id", "A retracted adverse event cannot be edited.")
+
+    # --- across rows, once everything is staged ----------------------------------------------
+
+    def check_across_rows(self) -> None:
+        """Check what depends on rows read after the row itself: death dates and moved procedures."""
+        stage.fill_moved(self.cursor)
+        self._check_death_dates()
+        self._check_stored_procedures_of_patients()
+        self._check_moved_procedures()
+
+    def _stream(self, sql: str, params=()):
+        """Return the rows of ``sql`` in batches, fetched from a server-side cursor so none is held in full."""
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(_STREAM_ROWS):
+                yield batch
+
+    def _rows(self, sql: str, params=()):
+        """Return the rows of ``sql`` one by one, streamed."""
+        for batch in self._stream(sql, params):
+            yield from batch
+
+    def _check_death_dates(self) -> None:
+        # Each patient of the folder against its latest procedure after the import: the
+        # folder's procedures, and its stored procedures the folder does not name.
+        for line, latest in self._rows(
+            """WITH after_import AS (
+                   SELECT s.patient_key AS registry_id, s.performed_on FROM import_procedure s
+                   WHERE s.performed_on IS NOT NULL
+                   UNION ALL
+                   SELECT pt.registry_id, pr.performed_on
+                   FROM import_patient ip JOIN registry_patient pt ON pt.registry_id = ip.registry_id
+                   JOIN registry_procedure pr ON pr.patient_id = pt.id
+                   WHERE NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = pr.external_id)
+               )
+               SELECT p.line, max(a.performed_on) FROM import_patient p
+               JOIN after_import a ON a.registry_id = p.registry_id
+               WHERE p.death_date IS NOT NULL
+               GROUP BY p.line, p.death_date HAVING max(a.performed_on) > p.death_date"""
+        ):
+            message = MSG["death_before_procedure"].format(date=latest)
+            self.errors.add(RowError(PATIENTS, line, "death_date", message))
+
+    def _check_stored_procedures_of_patients(self) -> None:
         # The same rule that checks a procedure against its patient, read from the patient's side.
-        found = procedure_errors(p, patient=patient)
-        prefix = f"Stored procedure {p.external_id}: "
-        if "clinic" in found:
-            errors.add(PATIENTS, patient.line, "clinic_code", prefix + found["clinic"])
-        if found.get("performed_on") == MSG["procedure_before_birth"]:
-            errors.add(PATIENTS, patient.line, "birth_year", prefix + found["performed_on"])
-        # A procedure after the death date is reported below with the folder's own procedures.
-    for key, r in patients.items():
-        if r.death_date is not None and key in latest and latest[key] > r.death_date:
-            errors.add(PATIENTS, r.line, "death_date", MSG["death_before_procedure"].format(date=latest[key]))
-        old = stored.patients.get(key)
-        # The database refuses a death date before a procedure as it stands at that moment,
-        # so a death date that is only valid once procedures have moved is written last.
-        if old is not None and r.death_date is not None and latest_stored.get(key, r.death_date) > r.death_date:
-            plan.deferred_deaths[key] = old.death_date
+        for line, refused, clinic, birth_year, death_date, *stored in self._rows(
+            """SELECT ip.line, ip.refused, ip.clinic_code, ip.birth_year, ip.death_date,
+                      pr.external_id, c.code, pr.performed_on, pr.cell_source, pr.cell_type, pr.processing,
+                      pr.cell_dose_millions, pr.volume_ml
+               FROM import_patient ip JOIN registry_patient pt ON pt.registry_id = ip.registry_id
+               JOIN registry_procedure pr ON pr.patient_id = pt.id JOIN registry_clinic c ON c.id = pr.clinic_id
+               WHERE NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = pr.external_id)"""
+        ):
+            procedure = _StoredProcedure(*stored)
+            found = procedure_errors(procedure, patient=_Patient(clinic, birth_year, death_date))
+            prefix = f"Stored procedure {procedure.external_id}: "
+            if "clinic" in found and "clinic_code" not in refused:
+                self.errors.add(RowError(PATIENTS, line, "clinic_code", prefix + found["clinic"]))
+            if found.get("performed_on") == MSG["procedure_before_birth"]:
+                self.errors.add(RowError(PATIENTS, line, "birth_year", prefix + found["performed_on"]))
+            # A procedure after the death date is reported by _check_death_dates.
 
-
-def _check_moved_procedures(moved: list, rows: dict, plan: Plan, errors: _Errors) -> None:
-    """Hold the stored events and visits the folder does not name against their procedure's new date."""
-    if not moved:
-        return
-    by_pk = {old.pk: r for r, old in moved}
-    named_events = {r.external_id for r in rows[EVENTS]}
-    named_visits = {(r.procedure_key, r.visit) for r in rows[FOLLOW_UPS]}
-    for event in AdverseEvent.objects.filter(procedure_id__in=list(by_pk)):
-        if event.external_id in named_events:
-            continue  # its row in the folder is checked instead
-        r = by_pk[event.procedure_id]
-        found = adverse_event_errors(event, performed_on=r.performed_on, allow_historical=True)
-        if "onset_on" in found:
-            prefix = f"Stored adverse event {event.external_id}: "
-            errors.add_rules(PROCEDURES, r.line, {"performed_on": found["onset_on"]}, prefix)
-    for visit in FollowUpVisit.objects.filter(procedure_id__in=list(by_pk)):
-        r = by_pk[visit.procedure_id]
-        if (r.external_id, visit.visit) in named_visits:
-            continue
-        if visit.completed_on is None:
-            # As services.procedure_save does: open visits follow the procedure's date.
-            due = r.performed_on + timedelta(days=VISIT_SCHEDULE[visit.visit][0])
-            start, end = visit_window(visit.visit, due)
-            plan.rescheduled.append(VisitRow(0, r.external_id, visit.visit, due, None, start, end))
-            continue
-        found = visit_errors(visit, performed_on=r.performed_on)
-        if "completed_on" in found:
-            prefix = f"Stored follow-up visit {visit.visit}: "
-            errors.add_rules(PROCEDURES, r.line, {"performed_on": found["completed_on"]}, prefix)
+    def _check_moved_procedures(self) -> None:
+        """Hold the stored events and completed visits the folder does not name against their procedure's new date."""
+        moved = "FROM import_moved s {join} WHERE NOT EXISTS ({named})"
+        events = moved.format(
+            join="JOIN events_adverseevent x ON x.procedure_id = s.procedure_id",
+            named="SELECT FROM import_event n WHERE n.external_id = x.external_id",
+        )
+        for batch in self._stream(f"SELECT s.line, s.performed_on, x.id {events} ORDER BY s.line, x.external_id"):
+            # The rule reads the stored event itself, a batch of them at a time.
+            stored = AdverseEvent.objects.in_bulk([pk for _line, _date, pk in batch])
+            for line, performed_on, pk in batch:
+                event = stored[pk]
+                found = adverse_event_errors(event, performed_on=performed_on, allow_historical=True)
+                if "onset_on" in found:
+                    message = f"Stored adverse event {event.external_id}: {found['onset_on']}"
+                    self.errors.add(RowError(PROCEDURES, line, "performed_on", message))
+        # Open visits are not checked: they move with the procedure (write.py reschedules them).
+        visits = moved.format(
+            join="JOIN registry_followupvisit x ON x.procedure_id = s.procedure_id AND x.completed_on IS NOT NULL",
+            named="SELECT FROM import_visit n WHERE n.procedure_key = s.external_id AND n.visit = x.visit",
+        )
+        for batch in self._stream(f"SELECT s.line, s.performed_on, x.id {visits} ORDER BY s.line, x.due_on"):
+            stored = FollowUpVisit.objects.in_bulk([pk for _line, _date, pk in batch])
+            for line, performed_on, pk in batch:
+                visit = stored[pk]
+                found = visit_errors(visit, performed_on=performed_on)
+                if "completed_on" in found:
+                    message = f"Stored follow-up visit {visit.visit}: {found['completed_on']}"
+                    self.errors.add(RowError(PROCEDURES, line, "performed_on", message))

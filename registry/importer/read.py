@@ -1,14 +1,16 @@
-"""Return the rows of an import folder, parsed cell by cell, with every parse error found.
+"""Return the rows of an import folder, parsed cell by cell and a chunk at a time, with every parse error found.
 
-This module knows the public CSV format (docs/import-format.md): the files, their
+This module knows the public CSV format (README "CSV import"): the files, their
 columns, how a cell becomes a value and which cells are required. It touches no
-database; registry.importer.check holds the rows against each other, the stored
-rows and the rule functions.
+database; registry.importer.check holds each chunk of rows against the other rows,
+the stored rows and the rule functions, and stages it.
 
 Row objects are slotted dataclasses whose attribute names are the model field
 names, so the rule functions in registry.rules and events.rules read them as they
 read model instances. Where a rule compares clinics (``clinic_id``) the row holds
 the clinic's code: before anything is written, the code is the clinic's identity.
+Each row also carries ``refused``, the columns already reported as unreadable, so
+that no rule blames a cell a second time for a value it never had.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 
+from core.text import SafeFreeTextValidator, SafeIdentifierValidator, validate_safe_free_text, validate_safe_identifier
 from events.choices import SERIOUS_CRITERIA, Category, Causality, Outcome
 from events.models import AdverseEvent
 from registry.choices import Carrier, CellSource, CellType, Guidance, Laterality, Sex, Site, Visit
-from registry.importer.errors import FILES, RowError
+from registry.importer.errors import FILES, ErrorList, RowError
 from registry.models import Clinic, Patient, Procedure
 
 CLINICS, PATIENTS, PROCEDURES, FOLLOW_UPS, EVENTS = FILES
@@ -35,6 +39,7 @@ CLINICS, PATIENTS, PROCEDURES, FOLLOW_UPS, EVENTS = FILES
 @dataclass(slots=True)
 class ClinicRow:
     line: int
+    refused: set[str] = field(default_factory=set)  # columns reported unreadable
     code: str | None = None
     name: str | None = None
     country: str | None = None
@@ -45,6 +50,7 @@ class ClinicRow:
 @dataclass(slots=True)
 class PatientRow:
     line: int
+    refused: set[str] = field(default_factory=set)  # columns reported unreadable
     registry_id: str | None = None
     clinic_id: str | None = None  # the clinic's code
     sex: str | None = None
@@ -57,6 +63,7 @@ class PatientRow:
 @dataclass(slots=True)
 class ProcedureRow:
     line: int
+    refused: set[str] = field(default_factory=set)  # columns reported unreadable
     external_id: str | None = None
     patient_key: str | None = None  # the patient's registry_id
     clinic_id: str | None = None  # the clinic's code; empty means the patient's clinic
@@ -76,6 +83,7 @@ class ProcedureRow:
 @dataclass(slots=True)
 class VisitRow:
     line: int
+    refused: set[str] = field(default_factory=set)  # columns reported unreadable
     procedure_key: str | None = None  # the procedure's external id
     visit: str | None = None
     due_on: dt.date | None = None
@@ -87,6 +95,7 @@ class VisitRow:
 @dataclass(slots=True)
 class EventRow:
     line: int
+    refused: set[str] = field(default_factory=set)  # columns reported unreadable
     external_id: str | None = None
     procedure_key: str | None = None  # the procedure's external id
     category: str | None = None
@@ -115,14 +124,38 @@ _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def _text(model, name: str) -> Callable[[str], str]:
-    max_length = model._meta.get_field(name).max_length
+    model_field = model._meta.get_field(name)
+    max_length = model_field.max_length
+    # The model's own validators run too (the admin and the API run them), except those this
+    # module applies itself with its own wording: the length, and invisible characters (_unsafe).
+    own = (MaxLengthValidator, SafeIdentifierValidator, SafeFreeTextValidator)
+    validators = [v for v in model_field.validators if not isinstance(v, own)]
 
     def parse(raw: str) -> str:
         if len(raw) > max_length:
             raise ValueError(f"At most {max_length} characters, got {len(raw)}.")
+        for validator in validators:
+            try:
+                validator(raw)
+            except ValidationError as exc:
+                raise ValueError(" ".join(exc.messages)) from None
         return raw
 
     return parse
+
+
+def _unsafe(raw: str, *, free_text: bool) -> str | None:
+    """Return why ``raw`` may not be stored (a control, bidi or zero-width character), or None.
+
+    The same validators the models declare (core.text): ids and codes refuse every invisible
+    character; free text keeps tabs and line breaks. They refuse NUL too, which PostgreSQL
+    cannot store in text.
+    """
+    try:
+        (validate_safe_free_text if free_text else validate_safe_identifier)(raw)
+    except ValidationError as exc:
+        return " ".join(exc.messages)
+    return None
 
 
 def _code(choices) -> Callable[[str], str]:
@@ -165,6 +198,9 @@ def _int(raw: str) -> int:
     # int() alone would also take ' 7', '+7' and '1_000'.
     if not _INT.fullmatch(raw):
         raise ValueError(f"Not a whole number: {raw!r}.")
+    # Every row is staged, bad ones too (others may refer to them): keep within PostgreSQL's integer.
+    if len(raw) > 9:
+        raise ValueError(f"Not a plausible number: {raw!r}.")
     return int(raw)
 
 
@@ -217,6 +253,7 @@ class Column:
     parse: Callable[[str], object]
     required: bool = True
     empty: object = None  # the value of an empty optional cell
+    free_text: bool = False  # may keep tabs and line breaks; every other cell is an id, a code or a value
 
 
 @dataclass(frozen=True)
@@ -243,9 +280,9 @@ SPECS = {
         ClinicRow,
         (
             Column("code", "code", _text(Clinic, "code")),
-            Column("name", "name", _text(Clinic, "name")),
+            Column("name", "name", _text(Clinic, "name"), free_text=True),
             Column("country", "country", _text(Clinic, "country")),
-            Column("city", "city", _text(Clinic, "city"), required=False, empty=""),
+            Column("city", "city", _text(Clinic, "city"), required=False, empty="", free_text=True),
             Column("gmp_certified", "gmp_certified", _bool),
         ),
         key=("code",),
@@ -302,7 +339,7 @@ SPECS = {
             Column("event_id", "external_id", _text(AdverseEvent, "external_id")),
             Column("procedure_id", "procedure_key", _text(Procedure, "external_id")),
             Column("category", "category", _code(Category)),
-            Column("term", "term", _text(AdverseEvent, "term")),
+            Column("term", "term", _text(AdverseEvent, "term"), free_text=True),
             Column("onset_on", "onset_on", _date),
             Column("grade", "grade", _int),
             Column("serious", "serious", _bool),
@@ -317,71 +354,58 @@ SPECS = {
 }
 
 
-@dataclass
-class Parsed:
-    """The folder's rows per file (duplicates and malformed rows left out) and the errors found."""
-
-    folder: Path
-    present: set[str] = field(default_factory=set)
-    rows: dict[str, list] = field(default_factory=lambda: {name: [] for name in FILES})
-    errors: list[RowError] = field(default_factory=list)
-
-
-def read_folder(*, folder: Path) -> Parsed:
-    """Return every present file of ``folder`` parsed; a wrong header stops all row checks."""
-    parsed = Parsed(folder=folder)
+def read_headers(*, folder: Path, errors: ErrorList) -> dict[str, list[Column | None]]:
+    """Return the column layout of each file present in ``folder``; header problems go to ``errors``."""
+    layouts: dict[str, list[Column | None]] = {}
     if not folder.is_dir():
-        parsed.errors.append(RowError(str(folder), 0, "-", "Not a folder."))
-        return parsed
-    layouts = {}
+        errors.add(RowError(str(folder), 0, "-", "Not a folder."))
+        return layouts
     for name in FILES:
         path = folder / name
         if path.is_file():
-            parsed.present.add(name)
-            layouts[name] = _read_header(path, SPECS[name], parsed.errors)
-    if not parsed.present:
-        parsed.errors.append(
-            RowError(str(folder), 0, "-", f"No import files found; expected any of {', '.join(FILES)}.")
-        )
-    if parsed.errors:
-        # Rows read against a wrong header would only bury the real problem in noise.
-        return parsed
-    for name, layout in layouts.items():
-        _read_rows(folder / name, SPECS[name], layout, parsed)
-    return parsed
+            layouts[name] = _read_header(path, SPECS[name], errors)
+    if not layouts:
+        errors.add(RowError(str(folder), 0, "-", f"No import files found; expected any of {', '.join(FILES)}."))
+    return layouts
 
 
-def _read_header(path: Path, spec: FileSpec, errors: list[RowError]) -> list[Column | None]:
+def _read_header(path: Path, spec: FileSpec, errors: ErrorList) -> list[Column | None]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh, strict=True), None)
     except (UnicodeDecodeError, csv.Error) as exc:
-        errors.append(RowError(spec.name, 1, "-", f"Unreadable header ({exc}); files must be UTF-8 CSV."))
+        errors.add(RowError(spec.name, 1, "-", f"Unreadable header ({exc}); files must be UTF-8 CSV."))
         return []
     if not header:
-        errors.append(RowError(spec.name, 1, "-", "The file is empty; the first line must be the header."))
+        errors.add(RowError(spec.name, 1, "-", "The file is empty; the first line must be the header."))
         return []
     by_name = {c.name: c for c in spec.columns}
     names = [h.strip() for h in header]
     expected = ", ".join(by_name)
     for name in dict.fromkeys(names):  # each name once, in header order
         if name not in by_name:
-            errors.append(RowError(spec.name, 1, name or "(blank)", f"Unknown column; the columns are {expected}."))
+            shown = name if _unsafe(name, free_text=False) is None else ascii(name)
+            errors.add(RowError(spec.name, 1, shown or "(blank)", f"Unknown column; the columns are {expected}."))
         elif names.count(name) > 1:
-            errors.append(RowError(spec.name, 1, name, "The column appears more than once."))
+            errors.add(RowError(spec.name, 1, name, "The column appears more than once."))
     for name in by_name:
         if name not in names:
-            errors.append(RowError(spec.name, 1, name, f"Missing column; the columns are {expected}."))
+            errors.add(RowError(spec.name, 1, name, f"Missing column; the columns are {expected}."))
     return [by_name.get(name) for name in names]
 
 
-def _read_rows(path: Path, spec: FileSpec, layout: list[Column], parsed: Parsed) -> None:
-    name, row_class, key_attrs = spec.name, spec.row, spec.key
-    rows, errors = parsed.rows[name], parsed.errors
-    seen: dict[tuple, int] = {}
+def read_chunks(path: Path, spec: FileSpec, layout: list[Column], errors: ErrorList, size: int) -> Iterator[list]:
+    """Return the file's rows, parsed, in lists of at most ``size``; cell errors go to ``errors``.
+
+    Only one chunk is ever held, so memory does not grow with the file. A row with a bad
+    cell is still returned (that cell None, its column in ``row.refused``): other rows may
+    refer to it, and its other cells are still checked.
+    """
+    name, row_class = spec.name, spec.row
     width = len(layout)
     # Unpacked once: this loop runs for every cell of a million rows.
-    plan = [(c.attr, c.parse, c.required, c.empty, c.name) for c in layout]
+    plan = [(c.attr, c.parse, c.required, c.empty, c.name, c.free_text) for c in layout]
+    chunk: list = []
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh, strict=True)
         next(reader)
@@ -394,37 +418,41 @@ def _read_rows(path: Path, spec: FileSpec, layout: list[Column], parsed: Parsed)
                     continue  # blank lines and spreadsheet rows of empty cells
                 if len(cells) != width:
                     message = f"The row has {len(cells)} values; the header has {width}."
-                    errors.append(RowError(name, line, "(row)", message))
+                    errors.add(RowError(name, line, "(row)", message))
                     continue
+                # Printable ASCII holds no invisible character: one test clears almost every row.
+                joined = "".join(cells)
+                clean = joined.isascii() and joined.isprintable()
                 values = {}
-                for (attr, parse, required, empty, column), raw in zip(plan, cells, strict=True):
+                refused = set()
+                for (attr, parse, required, empty, column, free_text), raw in zip(plan, cells, strict=True):
                     raw = raw.strip()
                     if not raw:
                         if required:
-                            errors.append(RowError(name, line, column, "A value is required."))
+                            errors.add(RowError(name, line, column, "A value is required."))
+                            refused.add(column)
                         value = empty
-                    elif "\x00" in raw:
-                        errors.append(RowError(name, line, column, "The cell contains a NUL character."))
+                    elif not clean and (message := _unsafe(raw, free_text=free_text)):
+                        errors.add(RowError(name, line, column, message))
+                        refused.add(column)
                         value = None
                     else:
                         try:
                             value = parse(raw)
                         except ValueError as exc:
-                            errors.append(RowError(name, line, column, str(exc)))
+                            errors.add(RowError(name, line, column, str(exc)))
+                            refused.add(column)
                             value = None
                     if attr is None:
                         values.update(value or {})
                     else:
                         values[attr] = value
-                key = tuple(values[a] for a in key_attrs)
-                if None not in key:
-                    if key in seen:
-                        label = "/".join(spec.column_of[a] for a in key_attrs)
-                        message = f"Duplicate {label} {'/'.join(key)!r} (first on line {seen[key]})."
-                        errors.append(RowError(name, line, spec.column_of[key_attrs[0]], message))
-                        continue
-                    seen[key] = line
-                rows.append(row_class(line=line, **values))
+                chunk.append(row_class(line=line, refused=refused, **values))
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
         except (UnicodeDecodeError, csv.Error) as exc:
             message = f"Unreadable from here on ({exc}); files must be UTF-8 CSV."
-            errors.append(RowError(name, end + 1, "-", message))
+            errors.add(RowError(name, end + 1, "-", message))
+    if chunk:
+        yield chunk

@@ -1,13 +1,13 @@
-"""Return the import's counts after writing a checked plan: COPY to staging, then set-based upserts.
+"""Return the import's counts after writing the checked staging tables: set-based upserts.
 
-Rows go into temporary staging tables with COPY and reach the registry's tables
-through UPDATE ... FROM (changed rows only, compared with IS DISTINCT FROM, so an
-unchanged row is neither touched nor audited) and INSERT ... SELECT ... WHERE NOT
-EXISTS (new rows: one anti-join, which stays cheap when a re-import names a million
-stored rows). A row another transaction inserted in between is not skipped
-silently: its unique constraint refuses the import. The registry's triggers and CHECK
-constraints stay on: they fire per row and are the backstop behind
-registry.importer.check; a refusal of theirs becomes an ImportRefused.
+The rows are already in temporary staging tables (registry.importer.stage, filled by
+check.py a chunk at a time with COPY) and reach the registry's tables through UPDATE ...
+FROM (changed rows only, compared with IS DISTINCT FROM, so an unchanged row is neither
+touched nor audited) and INSERT ... SELECT ... WHERE NOT EXISTS (new rows: one anti-join,
+which stays cheap when a re-import names a million stored rows). A row another
+transaction inserted in between is not skipped silently: its unique constraint refuses
+the import. The registry's triggers and CHECK constraints stay on: they fire per row and
+are the backstop behind registry.importer.check; a refusal of theirs becomes an ImportRefused.
 
 Order matters because triggers check a row against the others as they stand:
 clinics, patients, procedures, then (visits, events) that hang off procedures.
@@ -22,11 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import DataError, IntegrityError, connection
+from django.db import DataError, IntegrityError
 
 from events.choices import SERIOUS_CRITERIA
 from registry.choices import VISIT_SCHEDULE, visit_window
-from registry.importer.check import Plan
 from registry.importer.errors import FILES, ImportRefused, RowError
 from registry.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDURES
 
@@ -127,77 +126,13 @@ _TARGETS = {
     ),
 }
 
-_STAGING = {
-    "import_clinic": "code text, name text, country text, city text, gmp_certified boolean",
-    "import_patient": "registry_id text, clinic_code text, sex text, birth_year int, enrolled_on date,"
-    " withdrawn_on date, death_first date, death_date date",
-    "import_procedure": "external_id text, patient_key text, clinic_code text, performed_on date, site text,"
-    " laterality text, cell_source text, cell_type text, cell_dose_millions numeric, carrier text, guidance text",
-    "import_schedule": "external_id text",
-    "import_visit": "procedure_key text, visit text, due_on date, window_start date, window_end date,"
-    " completed_on date, from_file boolean",
-    "import_event": "external_id text, procedure_key text, category text, term text, onset_on date, grade int,"
-    f" serious boolean, {', '.join(f + ' boolean' for f in _FLAGS)}, outcome text, resolved_on date,"
-    " causality_procedure text",
-}
 
-
-def _staged_rows(plan: Plan) -> dict[str, Iterable[tuple]]:
-    deferred = plan.deferred_deaths
-    return {
-        "import_clinic": ((r.code, r.name, r.country, r.city, r.gmp_certified) for r in plan.clinics),
-        "import_patient": (
-            (
-                r.registry_id,
-                r.clinic_id,
-                r.sex,
-                r.birth_year,
-                r.enrolled_on,
-                r.withdrawn_on,
-                deferred.get(r.registry_id, r.death_date),
-                r.death_date,
-            )
-            for r in plan.patients
-        ),
-        "import_procedure": (
-            (
-                r.external_id,
-                r.patient_key,
-                r.clinic_id,
-                r.performed_on,
-                r.site,
-                r.laterality,
-                r.cell_source,
-                r.cell_type,
-                r.cell_dose_millions,
-                r.carrier,
-                r.guidance,
-            )
-            for r in plan.procedures
-        ),
-        "import_schedule": ((key,) for key in plan.scheduled),
-        "import_visit": (
-            (r.procedure_key, r.visit, r.due_on, r.window_start, r.window_end, r.completed_on, from_file)
-            for rows, from_file in ((plan.visits, True), (plan.rescheduled, False))
-            for r in rows
-        ),
-        "import_event": (
-            (
-                r.external_id,
-                r.procedure_key,
-                r.category,
-                r.term,
-                r.onset_on,
-                r.grade,
-                r.serious,
-                *(getattr(r, f) for f in _FLAGS),
-                r.outcome,
-                r.resolved_on,
-                r.causality_procedure,
-            )
-            for r in plan.events
-        ),
-    }
+def database_refusal(exc: IntegrityError | DataError) -> ImportRefused:
+    """Return the import refusal that reports the database's own refusal of a row."""
+    diag = getattr(exc.__cause__, "diag", None)
+    where = f" ({diag.constraint_name})" if diag is not None and diag.constraint_name else ""
+    message = diag.message_primary if diag is not None and diag.message_primary else str(exc)
+    return ImportRefused([RowError("(database)", 0, "-", f"The database refused the import{where}: {message}")])
 
 
 @contextmanager
@@ -210,58 +145,78 @@ def timed(phases: dict[str, float], name: str):
         phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
 
 
-def write_plan(*, plan: Plan, present: Iterable[str], phases: dict[str, float] | None = None) -> Summary:
-    """Return the counts after writing ``plan``; the caller holds the transaction and the audit context.
+def write_staged(
+    cursor, *, staged: dict[str, int], present: Iterable[str], phases: dict[str, float] | None = None
+) -> Summary:
+    """Return the counts after writing the staging tables (``staged``: rows staged per file).
 
-    Raises ImportRefused when the database refuses a row (its triggers and constraints are the backstop).
+    The caller holds the transaction and the audit context. Raises ImportRefused when the
+    database refuses a row (its triggers and constraints are the backstop).
     """
     summary = Summary(phases=phases if phases is not None else {})
     counts = summary.files
     try:
-        with connection.cursor() as cursor:
-            with timed(summary.phases, "stage (COPY)"):
-                _stage(cursor, plan)
-            with timed(summary.phases, "write clinics"):
-                counts[CLINICS] = _upsert(cursor, _TARGETS[CLINICS], len(plan.clinics))
-            with timed(summary.phases, "write patients"):
-                patients_updated = _upsert(cursor, _TARGETS[PATIENTS], len(plan.patients), ids=True)
-            with timed(summary.phases, "write procedures"):
-                counts[PROCEDURES] = _upsert(cursor, _TARGETS[PROCEDURES], len(plan.procedures))
-                counts[PATIENTS] = _write_deferred_deaths(cursor, plan, *patients_updated)
-            with timed(summary.phases, "write visits"):
-                _write_visits(cursor, plan, summary)
-            with timed(summary.phases, "write events"):
-                counts[EVENTS] = _upsert(cursor, _TARGETS[EVENTS], len(plan.events))
+        with timed(summary.phases, "plan the schedule"):
+            _plan(cursor)
+        with timed(summary.phases, "write clinics"):
+            counts[CLINICS] = _upsert(cursor, _TARGETS[CLINICS], staged[CLINICS])
+        with timed(summary.phases, "write patients"):
+            patients_updated = _upsert(cursor, _TARGETS[PATIENTS], staged[PATIENTS], ids=True)
+        with timed(summary.phases, "write procedures"):
+            counts[PROCEDURES] = _upsert(cursor, _TARGETS[PROCEDURES], staged[PROCEDURES])
+            counts[PATIENTS] = _write_deferred_deaths(cursor, staged[PATIENTS], *patients_updated)
+        with timed(summary.phases, "write visits"):
+            _write_visits(cursor, staged[FOLLOW_UPS], summary)
+        with timed(summary.phases, "write events"):
+            counts[EVENTS] = _upsert(cursor, _TARGETS[EVENTS], staged[EVENTS])
     except (IntegrityError, DataError) as exc:
-        diag = getattr(exc.__cause__, "diag", None)
-        where = f" ({diag.constraint_name})" if diag is not None and diag.constraint_name else ""
-        message = diag.message_primary if diag is not None and diag.message_primary else str(exc)
-        error = RowError("(database)", 0, "-", f"The database refused the import{where}: {message}")
-        raise ImportRefused([error]) from exc
+        raise database_refusal(exc) from exc
     present = set(present)
     summary.files = {name: counts[name] for name in FILES if name in present}
     return summary
 
 
-def _stage(cursor, plan: Plan) -> None:
-    # pghistory attaches its context by prefixing statements run through Django's cursor;
-    # COPY bypasses that wrapper. This ordinary statement sets the transaction-local context
-    # first, so any trigger fired by COPY'd rows would see it too (every INSERT/UPDATE below
-    # carries it again anyway). What it sets matters as much: every pgtrigger trigger first
-    # asks _pgtrigger_should_ignore(), which raises and catches an error when pgtrigger.ignore
-    # is unset; per row, over a million rows, that was most of the import's time and grew as
-    # the transaction went on. An empty list ignores no trigger: all of them still fire.
-    cursor.execute("SET LOCAL pgtrigger.ignore = '{}'")
-    cursor.execute("SET LOCAL work_mem = '64MB'")  # the upserts' hash joins over staged rows
-    for table, columns in _STAGING.items():
-        # Dropped first: inside an enclosing transaction (a test) the previous import's tables live on.
-        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
-        cursor.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
-    for table, rows in _staged_rows(plan).items():
-        with cursor.copy(f"COPY {table} FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(f"ANALYZE {table}")  # temp tables get no autovacuum: give the planner real row counts
+def _plan(cursor) -> None:
+    """Add to the staging tables what the registry's own logic adds to the folder's rows, before anything moves.
+
+    A death date that is only valid once the patient's procedures have moved waits for them;
+    the open stored visits of a procedure whose date moves are due again from the new date;
+    every procedure of the folder, and every one its follow-ups name, gets the full schedule.
+    """
+    # The database refuses a death date before a procedure as it stands at that moment, so
+    # such a death date is written last (the stored one first); check.py held it against the
+    # procedures as they will be.
+    cursor.execute(
+        """UPDATE import_patient AS s SET death_first = p.death_date
+           FROM registry_patient AS p
+           WHERE p.registry_id = s.registry_id AND s.death_date IS NOT NULL
+             AND (SELECT max(pr.performed_on) FROM registry_procedure pr WHERE pr.patient_id = p.id) > s.death_date"""
+    )
+    offsets = _schedule_offsets()
+    values = ", ".join(["(%s::text, %s::int, %s::int, %s::int)"] * len(offsets))
+    # As services.procedure_save does: open visits follow the procedure's date, unless the
+    # folder sets them itself.
+    cursor.execute(
+        f"""INSERT INTO import_visit (line, procedure_key, visit, due_on, window_start, window_end, completed_on,
+                                      from_file)
+            SELECT 0, s.external_id, v.visit, s.performed_on + sch.due, s.performed_on + sch.start,
+                   s.performed_on + sch.finish, NULL, false
+            FROM import_moved s
+            JOIN registry_followupvisit v ON v.procedure_id = s.procedure_id AND v.completed_on IS NULL
+            JOIN (VALUES {values}) AS sch (visit, due, start, finish) ON sch.visit = v.visit
+            WHERE NOT EXISTS (
+                  SELECT FROM import_visit f WHERE f.procedure_key = s.external_id AND f.visit = v.visit
+              )""",  # noqa: S608 - placeholders only; values are bound
+        [value for offset in offsets for value in offset],
+    )
+    if cursor.rowcount:
+        cursor.execute("ANALYZE import_visit")
+    cursor.execute(
+        """INSERT INTO import_schedule (external_id)
+           SELECT external_id FROM import_procedure WHERE external_id IS NOT NULL
+           UNION SELECT procedure_key FROM import_visit WHERE from_file AND procedure_key IS NOT NULL"""
+    )
+    cursor.execute("ANALYZE import_schedule")
 
 
 def _upsert(cursor, target: _Target, total: int, *, ids: bool = False):
@@ -289,17 +244,16 @@ def _upsert(cursor, target: _Target, total: int, *, ids: bool = False):
     return Counts(created=cursor.rowcount, updated=len(updated), unchanged=total - cursor.rowcount - len(updated))
 
 
-def _write_deferred_deaths(cursor, plan: Plan, created: int, updated: set[int]) -> Counts:
+def _write_deferred_deaths(cursor, total: int, created: int, updated: set[int]) -> Counts:
     """Return the patients' counts after writing the death dates that had to wait for their procedures."""
-    if plan.deferred_deaths:
-        cursor.execute(
-            """UPDATE registry_patient AS t SET death_date = s.death_date, updated_at = now()
-               FROM import_patient AS s
-               WHERE t.registry_id = s.registry_id AND s.death_first IS DISTINCT FROM s.death_date
-               RETURNING t.id"""
-        )
-        updated |= {pk for (pk,) in cursor.fetchall()}
-    return Counts(created=created, updated=len(updated), unchanged=len(plan.patients) - created - len(updated))
+    cursor.execute(
+        """UPDATE registry_patient AS t SET death_date = s.death_date, updated_at = now()
+           FROM import_patient AS s
+           WHERE t.registry_id = s.registry_id AND s.death_first IS DISTINCT FROM s.death_date
+           RETURNING t.id"""
+    )
+    updated |= {pk for (pk,) in cursor.fetchall()}
+    return Counts(created=created, updated=len(updated), unchanged=total - created - len(updated))
 
 
 def _schedule_offsets() -> list[tuple[str, int, int, int]]:
@@ -312,7 +266,7 @@ def _schedule_offsets() -> list[tuple[str, int, int, int]]:
     return offsets
 
 
-def _write_visits(cursor, plan: Plan, summary: Summary) -> None:
+def _write_visits(cursor, total: int, summary: Summary) -> None:
     cursor.execute(
         """SELECT count(*) FROM import_visit s
            JOIN registry_procedure pr ON pr.external_id = s.procedure_key
@@ -353,7 +307,6 @@ def _write_visits(cursor, plan: Plan, summary: Summary) -> None:
     )
     summary.visits_created = cursor.rowcount
     summary.visits_rescheduled = updated[False]
-    total = len(plan.visits)
     summary.files[FOLLOW_UPS] = Counts(
         created=total - existing, updated=updated[True], unchanged=existing - updated[True]
     )

@@ -1,4 +1,4 @@
-"""The de-identified line listing of the adverse events that count for a run.
+"""The de-identified line listing of the adverse events that count for a run (the workbook's sheet).
 
 An event is listed when it is not retracted, its procedure is in the run's clinic scope
 (and the reader's) and was performed on or before the cut-off, its onset is on or
@@ -7,37 +7,25 @@ before the cut-off and the patient's withdrawal; the onset is itself a contact, 
 never after the last contact), within the run's onset window if any, and it qualifies
 for at least one of the run's outcomes.
 
-De-identified: the registry id (a pseudonym), clinic code, site, cell type, the event's
-id, category, grade, seriousness, onset date and days from the procedure; birth year
-top-coded (age 90 or more at the procedure shows as "90+"). No verbatim terms, notes or
-names.
+De-identified exactly as the de-identified CSV export (reports.exports.deidentified):
+export-local pseudonyms, no free text, no dates, k-anonymous quasi-identifiers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 
 from events.models import AdverseEvent
+from registry.rules import today
 from registry.selectors import limit_to_user_clinics
 from reports.choices import OUTCOME_ANY, OUTCOME_GRADE_3_PLUS, OUTCOME_SERIOUS
+from reports.exports.deidentified import COLUMNS, Plan, deidentified_listing, fetch_rows
 from reports.models import IncidenceRun
 
-COLUMNS = (
-    "registry_id",
-    "birth_year",
-    "clinic",
-    "site",
-    "cell_type",
-    "event_id",
-    "category",
-    "grade",
-    "serious",
-    "onset_on",
-    "days_from_procedure",
-)
-TOP_CODE_AGE = 90
+__all__ = ["COLUMNS", "counted_events", "line_listing"]
 
 
 def _outcome_filter(outcomes) -> Q:
@@ -69,49 +57,13 @@ def counted_events(run: IncidenceRun, user) -> QuerySet[AdverseEvent]:
     return qs.order_by("onset_on", "pk")
 
 
-def line_listing(run: IncidenceRun, user) -> list[tuple]:
-    """Return the listing rows (see COLUMNS) for ``user``'s reading of ``run``."""
-    rows = counted_events(run, user).values_list(
-        "procedure__patient__registry_id",
-        "procedure__patient__birth_year",
-        "procedure__performed_on",
-        "procedure__clinic__code",
-        "procedure__site",
-        "procedure__cell_type",
-        "external_id",
-        "category",
-        "grade",
-        "serious",
-        "onset_on",
+def line_listing(run: IncidenceRun, user) -> tuple[list[tuple], Plan]:
+    """Return the de-identified listing rows (see COLUMNS) for ``user``'s reading of ``run``, and how they
+    were generalised."""
+    _, select_sql, plan = deidentified_listing(
+        counted_events(run, user),
+        export_year=today().year,
+        min_k=settings.DEIDENTIFIED_MIN_K,
+        max_suppressed_percent=settings.DEIDENTIFIED_MAX_SUPPRESSED_PERCENT,
     )
-    out = []
-    for (
-        registry_id,
-        birth_year,
-        performed_on,
-        clinic,
-        site,
-        cell_type,
-        event_id,
-        category,
-        grade,
-        serious,
-        onset,
-    ) in rows:
-        age = performed_on.year - birth_year
-        out.append(
-            (
-                registry_id,
-                "90+" if age >= TOP_CODE_AGE else birth_year,
-                clinic,
-                site,
-                cell_type,
-                event_id,
-                category,
-                grade,
-                "yes" if serious else "no",
-                onset,
-                (onset - performed_on).days,
-            )
-        )
-    return out
+    return fetch_rows(select_sql), plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.utils import timezone
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
@@ -124,7 +125,10 @@ def build_pdf(
         Paragraph(proportion_method(run) + " " + RATE_METHOD, body),
         Paragraph(KM_METHOD, body),
         Paragraph(FUNNEL_METHOD, body),
-        Paragraph(LINE_LISTING + " The line listing is in the XLSX workbook only.", body),
+        Paragraph(
+            LINE_LISTING.format(k=settings.DEIDENTIFIED_MIN_K) + " The line listing is in the XLSX workbook only.",
+            body,
+        ),
         PageBreak(),
         Paragraph("Incidence by stratum", styles["Heading2"]),
         Paragraph("Proportion and Kaplan-Meier (KM) cumulative incidence in %; rate per 100 person-years.", body),

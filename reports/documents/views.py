@@ -81,8 +81,10 @@ def xlsx_download(user, run) -> HttpResponse:
     """Return the XLSX workbook of ``run`` as an attachment, logged in the export log."""
     log = export_log_start(user=user, kind=ExportKind.RUN_XLSX, filters={"run": run.pk}, run=run)
     records = list(selectors.results_of_run(run).values())
-    listing = line_listing(run, user)
-    content = _build_workbook(run, records=records, comparisons=provider_comparison(run), listing=listing, user=user)
+    listing, plan = line_listing(run, user)
+    content = _build_workbook(
+        run, records=records, comparisons=provider_comparison(run), listing=listing, listing_plan=plan, user=user
+    )
     export_log_finish(log=log, row_count=len(records) + len(listing))
     return _attachment(content, XLSX, f"incidence-run-{run.pk}.xlsx")
 

@@ -1,5 +1,12 @@
 """The XLSX workbook of a run: Incidence (the stored rows, CSV columns), Provider comparison,
-Line listing (de-identified counted events), Definitions."""
+Line listing (de-identified counted events), Definitions.
+
+Every string cell is written as a string (Hardening 7): invisible characters stripped (one
+control character used to make openpyxl refuse the whole workbook), the cell typed as text
+("s", never "f": openpyxl would otherwise store "=HYPERLINK(...)" as a live formula) and, when
+it begins like a formula, marked with quotePrefix, the XLSX form of a typed apostrophe, so Excel
+keeps it text even when the cell is edited. The value itself stays exactly as stored.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,12 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from reports.documents.definitions import definitions
+from core.text import starts_like_formula, strip_unsafe
+from reports.documents.definitions import definitions, listing_definition
 from reports.documents.linelisting import COLUMNS as LISTING_COLUMNS
 from reports.documents.provider import Comparison
 from reports.export import header
+from reports.exports.deidentified import Plan
 from reports.models import IncidenceRun
 
 PROVIDER_COLUMNS = (
@@ -34,13 +43,23 @@ PROVIDER_COLUMNS = (
 )
 
 
+def _append(ws, values) -> None:
+    """Append one row, every string as inert text."""
+    ws.append([strip_unsafe(v) if isinstance(v, str) else v for v in values])
+    for cell in ws[ws.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+            if starts_like_formula(cell.value):
+                cell.quotePrefix = True
+
+
 def _sheet(wb, title, columns, rows, widths=None):
     ws = wb.create_sheet(title)
-    ws.append(list(columns))
+    _append(ws, columns)
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        ws.append(list(row))
+        _append(ws, row)
     ws.freeze_panes = "A2"
     for i, column in enumerate(columns, 1):
         ws.column_dimensions[get_column_letter(i)].width = (widths or {}).get(column, max(12, len(column) + 2))
@@ -48,9 +67,16 @@ def _sheet(wb, title, columns, rows, widths=None):
 
 
 def build_workbook(
-    run: IncidenceRun, *, records: list[dict], comparisons: list[Comparison], listing: list[tuple], user
+    run: IncidenceRun,
+    *,
+    records: list[dict],
+    comparisons: list[Comparison],
+    listing: list[tuple],
+    listing_plan: Plan | None = None,
+    user,
 ) -> bytes:
-    """Return the XLSX bytes. ``records``: the stored result rows as dicts (selectors.results_of_run().values())."""
+    """Return the XLSX bytes. ``records``: the stored result rows as dicts (selectors.results_of_run().values());
+    ``listing``/``listing_plan``: the de-identified line listing and how it was generalised."""
     wb = Workbook()
     wb.remove(wb.active)
     columns = header(run.strata)
@@ -93,10 +119,11 @@ def build_workbook(
             )
         )
     _sheet(wb, "Provider comparison", PROVIDER_COLUMNS, provider_rows)
-    _sheet(wb, "Line listing", LISTING_COLUMNS, listing, widths={"registry_id": 20, "event_id": 40})
-    ws = _sheet(
-        wb, "Definitions", ("term", "definition"), definitions(run, user=user), widths={"term": 24, "definition": 120}
-    )
+    _sheet(wb, "Line listing", LISTING_COLUMNS, listing, widths={"patient": 18, "procedure": 18, "event": 18})
+    terms = definitions(run, user=user)
+    if listing_plan is not None:
+        terms = [(t, listing_definition(listing_plan) if t == "Line listing" else d) for t, d in terms]
+    ws = _sheet(wb, "Definitions", ("term", "definition"), terms, widths={"term": 24, "definition": 120})
     for row in ws.iter_rows(min_row=2):
         row[1].alignment = Alignment(wrap_text=True, vertical="top")
     out = io.BytesIO()

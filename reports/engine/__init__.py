@@ -1,8 +1,10 @@
 """The incidence engine: SQL does the counting, Python only the interval arithmetic.
 
-``compute_incidence(params=...)`` is the single code path behind stored runs (the
+``iter_incidence(params=...)`` is the single code path behind stored runs (the
 Celery task, started from the admin, the API or the nightly schedule) and
-``manage.py compute_incidence``, so they give the same numbers.
+``manage.py compute_incidence``, so they give the same numbers; it streams the rows
+in report order with flat memory. ``estimate_result_rows`` tells how many rows a
+report will have before it runs, so that too large a report is refused up front.
 
 Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is here):
 
@@ -53,7 +55,15 @@ Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is 
   is started (reports.services.incidence_run_start).
 """
 
-from reports.engine.compute import IncidenceRow, compute_incidence
+from reports.engine.compute import IncidenceRow, compute_incidence, iter_incidence
+from reports.engine.estimate import SizeEstimate, estimate_result_rows
 from reports.engine.params import IncidenceParams
 
-__all__ = ["IncidenceParams", "IncidenceRow", "compute_incidence"]
+__all__ = [
+    "IncidenceParams",
+    "IncidenceRow",
+    "SizeEstimate",
+    "compute_incidence",
+    "estimate_result_rows",
+    "iter_incidence",
+]

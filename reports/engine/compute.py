@@ -1,15 +1,16 @@
-"""Run the incidence SQL and turn its aggregated rows into result rows with intervals."""
+"""Run the incidence SQL and turn its aggregated rows, a batch at a time, into result rows with intervals."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import connections, transaction
 
 from reports import stats
-from reports.choices import AGE_BANDS, HORIZONS, MARGIN, Stratum
+from reports.choices import HORIZONS, MARGIN
 from reports.engine.km import km_at_horizons, parse_days
 from reports.engine.params import IncidenceParams
 from reports.engine.sql import build_incidence_sql
@@ -18,8 +19,11 @@ DAYS_PER_YEAR = 365.25
 # Memory for the report's sorts and hashes, for this transaction only: the per-procedure
 # base table stays in memory instead of spilling to temporary files.
 WORK_MEM = "256MB"
-
-_AGE_ORDER = {label: i for i, (label, _, _) in enumerate(AGE_BANDS)}
+# Rows read per round trip from the server-side cursor, and the most rows (or characters of
+# Kaplan-Meier input) turned into results at once: a batch is a few megabytes at most.
+FETCH_ROWS = 500
+BATCH_ROWS = 2000
+BATCH_CHARS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -59,52 +63,16 @@ def _list(values: np.ndarray) -> list[float | None]:
     return [None if math.isnan(v) else v for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
-def _value_key(name: str, value: str) -> tuple:
-    if value == MARGIN:
-        return (1, 0, "")
-    if name == Stratum.AGE_BAND:
-        return (0, _AGE_ORDER.get(value, 99), value)
-    if name == Stratum.YEAR:
-        return (0, int(value), value)
-    return (0, 0, value)
+def _rows_of_batch(params: IncidenceParams, batch: list[tuple], first_group: int) -> list[tuple[int, IncidenceRow]]:
+    """Return (position, row) for a batch of SQL rows holding whole groups, every measure computed at once.
 
-
-def _fetch(params: IncidenceParams, using: str) -> list[tuple]:
-    sql, args = build_incidence_sql(params)
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-        # JIT-compiling this wide statement costs seconds and saves less than that.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, args)
-        return cursor.fetchall()
-
-
-def compute_incidence(*, params: IncidenceParams, using: str = "default") -> list[IncidenceRow]:
-    """Return the incidence rows for ``params``: every stratum and margin, every outcome.
-
-    One SQL statement does the counting; Python receives one row per stratum and
-    outcome (counts, and the event days for Kaplan-Meier) plus one row of end days per
-    stratum, and computes the intervals for all rows at once.
+    ``first_group`` is the report-wide index of the batch's first group.
     """
     n_strata = len(params.strata)
-    raw = _fetch(params, using)
-    # Row layout: g, s0..s{n-1}, k, n, cases, person_days, days (see build_incidence_sql).
-    ends_index: dict[tuple, int] = {}
-    ends: list[np.ndarray] = []
-    rows, row_days = [], []
-    for record in raw:
-        key = record[: 1 + n_strata]
-        if record[1 + n_strata] < 0:
-            ends_index[key] = len(ends)
-            ends.append(parse_days(record[-1], 2 + len(params.outcomes)))
-        else:
-            rows.append(record[:-1])
-            row_days.append(parse_days(record[-1], 2))
-    del raw
     k_col = 1 + n_strata
-    n = np.array([int(r[k_col + 1]) for r in rows], dtype=np.int64)
-    cases = np.array([int(r[k_col + 2] or 0) for r in rows], dtype=np.int64)
-    days = np.array([int(r[k_col + 3] or 0) for r in rows], dtype=np.int64)
+    n = np.array([int(r[k_col + 1]) for r in batch], dtype=np.int64)
+    cases = np.array([int(r[k_col + 2] or 0) for r in batch], dtype=np.int64)
+    days = np.array([int(r[k_col + 3] or 0) for r in batch], dtype=np.int64)
     person_years = days / DAYS_PER_YEAR
     with np.errstate(divide="ignore", invalid="ignore"):
         proportion = np.where(n > 0, cases / np.where(n > 0, n, 1), np.nan)
@@ -112,63 +80,106 @@ def compute_incidence(*, params: IncidenceParams, using: str = "default") -> lis
     p_low, p_high = stats.proportion_interval(cases=cases, n=n, method=params.ci_method)
     r_low, r_high = stats.garwood_interval(cases=cases, person_years=person_years)
 
-    km: dict[str, tuple] = {}
-    if ends:
-        sums = km_at_horizons(
-            ends=ends,
-            row_stratum=[ends_index.get(r[:k_col], -1) for r in rows],
-            row_outcome=[r[k_col] for r in rows],
-            row_days=row_days,
-            horizons=list(HORIZONS),
+    # A group's end days come on its first row (k = 0); its other rows follow it.
+    ends: list[np.ndarray] = []
+    row_group = []
+    for r in batch:
+        if r[k_col] == 0:
+            ends.append(parse_days(r[k_col + 5], 2 + len(params.outcomes)))
+        row_group.append(len(ends) - 1)
+    sums = km_at_horizons(
+        ends=ends,
+        row_stratum=row_group,
+        row_outcome=[r[k_col] for r in batch],
+        row_days=[parse_days(r[k_col + 4], 2) for r in batch],
+        horizons=list(HORIZONS),
+    )
+    km = {}
+    for label, _ in HORIZONS:
+        h = sums[label]
+        # Past the longest follow-up the step function keeps its last value, as lifelines'
+        # survival_function_at_times does (see reports.engine).
+        value, low, high = stats.km_cumulative_incidence(
+            log_survival=h.log_survival, reached_zero=h.reached_zero, greenwood=h.greenwood
         )
-        for label, _ in HORIZONS:
-            h = sums[label]
-            value, low, high = stats.km_cumulative_incidence(
-                log_survival=h.log_survival, reached_zero=h.reached_zero, greenwood=h.greenwood
-            )
-            # Past the longest follow-up the step function keeps its last value, as lifelines'
-            # survival_function_at_times does (see reports.engine).
-            km[label] = (value, low, high)
-    missing = [None] * len(rows)
-    columns = {
-        name: _list(values)
-        for name, values in {
-            "proportion": proportion,
-            "p_low": p_low,
-            "p_high": p_high,
-            "rate": rate,
-            "r_low": r_low,
-            "r_high": r_high,
-        }.items()
-    }
-    km_columns = {label: [_list(a) for a in km[label]] if label in km else [missing] * 3 for label, _ in HORIZONS}
+        # No procedures at all (the total of an empty report): no estimate, not 0.
+        value, low, high = (np.where(n > 0, a, np.nan) for a in (value, low, high))
+        km[label] = (_list(value), _list(low), _list(high))
+    columns = [_list(a) for a in (proportion, p_low, p_high, rate, r_low, r_high)]
     n_list, cases_list, days_list, py_list = n.tolist(), cases.tolist(), days.tolist(), person_years.tolist()
 
     result = []
-    for i, r in enumerate(rows):
-        g = r[0]
+    for i, r in enumerate(batch):
+        g, k, groups = r[0], r[k_col], r[-1]
         stratum = tuple(
             # GROUPING() sets the bit of the first argument highest.
             (name, MARGIN if g >> (n_strata - 1 - j) & 1 else r[1 + j])
             for j, name in enumerate(params.strata)
         )
-        result.append(
-            IncidenceRow(
-                stratum=stratum,
-                outcome=params.outcomes[r[k_col]],
-                procedures=n_list[i],
-                cases=cases_list[i],
-                person_days=days_list[i],
-                proportion=columns["proportion"][i],
-                proportion_ci_low=columns["p_low"][i],
-                proportion_ci_high=columns["p_high"][i],
-                person_years=py_list[i],
-                rate_per_100py=columns["rate"][i],
-                rate_ci_low=columns["r_low"][i],
-                rate_ci_high=columns["r_high"][i],
-                km={label: KMEstimate(v[i], lo[i], hi[i]) for label, (v, lo, hi) in km_columns.items()},
-            )
+        row = IncidenceRow(
+            stratum=stratum,
+            outcome=params.outcomes[k],
+            procedures=n_list[i],
+            cases=cases_list[i],
+            person_days=days_list[i],
+            proportion=columns[0][i],
+            proportion_ci_low=columns[1][i],
+            proportion_ci_high=columns[2][i],
+            person_years=py_list[i],
+            rate_per_100py=columns[3][i],
+            rate_ci_low=columns[4][i],
+            rate_ci_high=columns[5][i],
+            km={label: KMEstimate(v[i], lo[i], hi[i]) for label, (v, lo, hi) in km.items()},
         )
-    outcome_order = {o: i for i, o in enumerate(params.outcomes)}
-    result.sort(key=lambda row: (outcome_order[row.outcome], *(_value_key(nm, v) for nm, v in row.stratum)))
+        result.append((k * groups + first_group + row_group[i], row))
     return result
+
+
+def iter_incidence(
+    *, params: IncidenceParams, using: str = "default", batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[int, IncidenceRow]]:
+    """Yield (report position, row) for every stratum and margin and every outcome of ``params``.
+
+    One SQL statement does the counting; its rows come one group (stratum or margin) at
+    a time, in report order, through a server-side cursor, and are turned into result
+    rows (intervals, Kaplan-Meier) a few whole groups at a time: memory holds one batch,
+    whatever the size of the report. Rows come group by group (each group's outcomes
+    together); the position says where each goes in the report (outcome, then strata).
+    The SQL runs in a transaction of its own (a savepoint inside the caller's).
+    """
+    sql, args = build_incidence_sql(params)
+    k_col = 1 + len(params.strata)
+    with transaction.atomic(using=using):
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            # JIT-compiling this wide statement costs seconds and saves less than that.
+            cursor.execute("SET LOCAL jit = off")
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, args)
+            batch: list[tuple] = []
+            size = 0
+            done_groups = 0
+            while True:
+                fetched = cursor.fetchmany(FETCH_ROWS)
+                for record in fetched:
+                    # Flush only between groups, so a batch holds every row of its groups.
+                    if record[k_col] == 0 and (len(batch) >= batch_rows or size >= BATCH_CHARS):
+                        yield from _rows_of_batch(params, batch, done_groups)
+                        done_groups += sum(1 for r in batch if r[k_col] == 0)
+                        batch, size = [], 0
+                    batch.append(record)
+                    size += len(record[k_col + 4] or "") + len(record[k_col + 5] or "")
+                if not fetched:
+                    break
+            if batch:
+                yield from _rows_of_batch(params, batch, done_groups)
+
+
+def compute_incidence(*, params: IncidenceParams, using: str = "default") -> list[IncidenceRow]:
+    """Return every incidence row for ``params``, in report order (see iter_incidence).
+
+    Holds the whole report in memory: for tests and small reports. Stored runs and the
+    command stream with iter_incidence.
+    """
+    return [row for _, row in sorted(iter_incidence(params=params, using=using), key=lambda item: item[0])]

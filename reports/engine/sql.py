@@ -25,9 +25,11 @@ Pipeline (CTEs), all in PostgreSQL, one scan of each table:
             comma-separated integers: "day,events" pairs, and "day,ends,x0,x1,..."
             tuples. reports.engine.km turns them into n(t) and S(t).
 
-Python receives one row per stratum and outcome (with its event days), and one per
-stratum with its end days: at most a few thousand day counts per stratum, however
-many procedures there are.
+The rows come one group (stratum or margin) after another, in report order, the end
+days on the group's first row only, so Python reads them through a server-side cursor
+a few groups at a time: memory stays flat however many rows the report has
+(reports.engine.compute). How many rows that is, ``build_estimate_sql`` tells before
+anything runs.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ STRATUM_SQL: dict[str, str] = {
     "year": "to_char(p.performed_on, 'YYYY')",
 }
 _NEEDS_CLINIC = {"clinic", "country"}
+_NEEDS_PATIENT = {"sex", "age_band"}
 
 
 def _outcome_filter(outcome: str, index: int, args: dict) -> str:
@@ -69,27 +72,67 @@ def _outcome_filter(outcome: str, index: int, args: dict) -> str:
     return f" FILTER (WHERE e.category = %(cat{index})s)"
 
 
+def _procedures(params: IncidenceParams, args: dict, *, patient: bool = True) -> tuple[str, str]:
+    """Return (joins, where) selecting the report's procedures: in scope, performed by the cut-off.
+
+    ``patient`` False joins the patient only when a stratum needs it.
+    """
+    args["cutoff"] = params.cutoff_on
+    where = "p.performed_on <= %(cutoff)s::date"
+    if params.clinic_ids is not None:
+        args["scope"] = sorted(params.clinic_ids)
+        where += " AND p.clinic_id = ANY(%(scope)s)"
+    joins = ""
+    if patient or _NEEDS_PATIENT & set(params.strata):
+        joins += " JOIN registry_patient pt ON pt.id = p.patient_id"
+    if _NEEDS_CLINIC & set(params.strata):
+        joins += " JOIN registry_clinic c ON c.id = p.clinic_id"
+    return joins, where
+
+
+def _stratum_columns(params: IncidenceParams) -> str:
+    # Byte order ("C") for the grouping keys: memcmp is cheaper, and it is Python's str order.
+    return "".join(f'({STRATUM_SQL[name]}) COLLATE "C" AS s{i}, ' for i, name in enumerate(params.strata))
+
+
+def _report_order(params: IncidenceParams, alias: str) -> list[str]:
+    """Return the ORDER BY keys of the groups: per stratum, values before the margin (ALL);
+    age bands in age order, years numerically, anything else in byte order."""
+    n = len(params.strata)
+    keys = []
+    for j, name in enumerate(params.strata):
+        column = f"{alias}.s{j}"
+        keys.append(f"({alias}.g >> {n - 1 - j}) & 1")
+        if name == "age_band":
+            whens = " ".join(f"WHEN '{label}' THEN {i}" for i, (label, _, _) in enumerate(AGE_BANDS))
+            keys.append(f"CASE {column} {whens} ELSE 99 END")
+        elif name == "year":
+            keys.append(f"NULLIF({column}, '')::int")
+        keys.append(column)
+    return keys
+
+
 def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
-    """Return (sql, args) computing the aggregated incidence rows for ``params``.
+    """Return (sql, args) computing the incidence rows for ``params``, one group after another.
 
     Columns: g (GROUPING bitmask, bit set = that stratum is a margin; the first stratum
-    is the highest bit), s0..s{k-1}, k (index into params.outcomes, or -1 for a
-    stratum's end-day row), n, cases, person_days, days ("day,events,..." pairs; for
-    k = -1 "day,ends,x0,x1,..." tuples).
+    is the highest bit), s0..s{k-1}, k (index into params.outcomes), n, cases,
+    person_days, event days ("day,events" pairs), end days (on the group's first row,
+    k = 0, only: "day,ends,x0,x1,..." tuples), groups (how many groups there are).
+    Groups come in report order, each with its outcomes in order: the report position
+    of the row of group i and outcome k is k * groups + i.
     """
-    args: dict = {"cutoff": params.cutoff_on, "window": params.onset_window_days}
+    args: dict = {"window": params.onset_window_days}
     strata = [f"s{i}" for i in range(len(params.strata))]
     ks = list(range(len(params.outcomes)))
     cap = KM_MAX_DAY + 1
 
-    scope_p = scope_ev = scope_vis = ""
+    joins, where = _procedures(params, args)
+    scope_ev = scope_vis = ""
     if params.clinic_ids is not None:
-        args["scope"] = sorted(params.clinic_ids)
-        scope_p = "AND p.clinic_id = ANY(%(scope)s)"
         scoped = "(SELECT sp.id FROM registry_procedure sp WHERE sp.clinic_id = ANY(%(scope)s))"
         scope_ev = f"AND e.procedure_id IN {scoped}"
         scope_vis = f"AND v.procedure_id IN {scoped}"
-    clinic_join = "JOIN registry_clinic c ON c.id = p.clinic_id" if _NEEDS_CLINIC & set(params.strata) else ""
 
     def each(template: str, sep: str = ", ") -> str:
         return sep.join(template.format(k=k) for k in ks)
@@ -97,8 +140,6 @@ def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
     firsts = ", ".join(
         f"min(e.onset_on){_outcome_filter(outcome, k, args)} AS f{k}" for k, outcome in enumerate(params.outcomes)
     )
-    # Byte order ("C") for the grouping keys: the report sorts rows itself, and memcmp is cheaper.
-    stratum_cols = "".join(f'({STRATUM_SQL[name]}) COLLATE "C" AS s{i}, ' for i, name in enumerate(params.strata))
     if strata:
         grouping = f"GROUPING({', '.join(strata)})"
         cube = f"CUBE ({', '.join(strata)})"
@@ -108,7 +149,11 @@ def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
     sel = "".join(f"COALESCE({s}, '') AS {s}, " for s in strata)
     plain = "".join(f"{s}, " for s in strata)
     part = ", ".join(["g", *strata])
-    join_on = " AND ".join(f"ke.{c} = c.{c}" for c in ["g", *strata])
+
+    order = "".join(f"{key}, " for key in _report_order(params, "c"))
+
+    def join_on(alias: str) -> str:
+        return " AND ".join(f"{alias}.{c} = c.{c}" for c in ["g", *strata])
 
     sql = f"""
 WITH ev AS MATERIALIZED (
@@ -127,16 +172,15 @@ base AS MATERIALIZED (
     SELECT {plain}GREATEST(end_raw, 0) AS e,
            {each("CASE WHEN f{k} <= LEAST(end_raw, %(window)s::int) THEN f{k} END AS t{k}")}
     FROM (
-        SELECT {stratum_cols}
+        SELECT {_stratum_columns(params)}
                LEAST(GREATEST(p.performed_on, vis.last_visit, ev.last_onset, pt.death_date),
                      pt.withdrawn_on, %(cutoff)s::date) - p.performed_on AS end_raw,
                {each("ev.f{k} - p.performed_on AS f{k}")}
         FROM registry_procedure p
-        JOIN registry_patient pt ON pt.id = p.patient_id
-        {clinic_join}
+        {joins}
         LEFT JOIN ev ON ev.procedure_id = p.id
         LEFT JOIN vis ON vis.procedure_id = p.id
-        WHERE p.performed_on <= %(cutoff)s::date {scope_p}
+        WHERE {where}
         OFFSET 0
     ) q
 ),
@@ -184,13 +228,40 @@ km_ends AS (
     SELECT {part}, string_agg(concat_ws(',', t, ne, {each("x{k}")}), ',') AS days
     FROM ends
     GROUP BY {part}
+),
+total AS (
+    SELECT count(*) AS groups FROM counts
 )
-SELECT c.g, {"".join(f"c.{s}, " for s in strata)}o.k, c.n, o.cases, o.days AS person_days, ke.days
+SELECT c.g, {"".join(f"c.{s}, " for s in strata)}o.k, c.n, o.cases, o.days AS person_days,
+       ke.days AS event_days, kn.days AS end_days, total.groups
 FROM counts c
+CROSS JOIN total
 CROSS JOIN LATERAL (VALUES {each("({k}, c.c{k}, c.d{k})")}) AS o(k, cases, days)
-LEFT JOIN km_events ke ON {join_on} AND ke.k = o.k
-UNION ALL
-SELECT g, {plain}-1, NULL, NULL, NULL, days
-FROM km_ends
+LEFT JOIN km_events ke ON {join_on("ke")} AND ke.k = o.k
+LEFT JOIN km_ends kn ON {join_on("kn")} AND o.k = 0
+ORDER BY {order}o.k
 """  # noqa: S608 - only fixed fragments and validated stratum/outcome indexes are interpolated; values are bound
+    return sql, args
+
+
+def build_estimate_sql(params: IncidenceParams, *, exact: bool) -> tuple[str, dict]:
+    """Return (sql, args) sizing the report before it runs, on the same procedures as the report.
+
+    ``exact`` False: one row (f, d0, .., d{k-1}): the number of non-empty finest strata and
+    the distinct values of each stratum (cheap: one grouping of the procedures).
+    ``exact`` True: one row (groups): the number of non-empty groups of GROUP BY CUBE, which
+    is the report's number of rows per outcome (its cost grows with 2^strata x f).
+    """
+    args: dict = {}
+    joins, where = _procedures(params, args, patient=False)
+    strata = [f"s{i}" for i in range(len(params.strata))]
+    columns = _stratum_columns(params).rstrip(", ") or "1 AS one"
+    group = ", ".join(strata) or "()"
+    finest = f"SELECT {columns} FROM registry_procedure p {joins} WHERE {where} GROUP BY {group}"  # noqa: S608
+    if exact:
+        cube = f"CUBE ({', '.join(strata)})" if strata else "()"
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM ({finest}) f GROUP BY {cube}) g"  # noqa: S608 - fixed fragments
+    else:
+        distinct = "".join(f", count(DISTINCT {s})" for s in strata)
+        sql = f"SELECT count(*){distinct} FROM ({finest}) f"  # noqa: S608 - fixed fragments
     return sql, args

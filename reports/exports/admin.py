@@ -48,12 +48,12 @@ Download the chase list as CSV, or open the visits in the follow-up visit list.<
 class ExportLogAdmin(admin.ModelAdmin):
     """Who exported what: read-only for everyone (the database refuses edits of finished entries anyway)."""
 
-    list_display = ("created_at", "user", "kind", "row_count", "finished_at", "clinics")
+    list_display = ("created_at", "user", "kind", "purpose", "row_count", "finished_at", "clinics")
     list_filter = ("kind",)
     list_select_related = ("user",)
-    search_fields = ("user__username",)
+    search_fields = ("user__username", "purpose")
     date_hierarchy = "created_at"
-    fields = ("user", "kind", "run", "filters", "clinic_ids", "created_at", "finished_at", "row_count")
+    fields = ("user", "kind", "purpose", "run", "filters", "clinic_ids", "created_at", "finished_at", "row_count")
     readonly_fields = fields
 
     @admin.display(description="clinics")

@@ -1,9 +1,15 @@
-"""The SELECTs behind the CSV exports: de-identified line listing and overdue follow-up visits.
+"""The SELECTs behind the CSV exports: the line listing (a limited data set) and overdue follow-up visits.
 
 Each function takes an already scoped and filtered queryset (selectors, then the API's
 filter set) and returns (columns, queryset of one row per line, in column order). Every
 output column is an annotation named "x_<column>" so no alias clashes with a model field;
 the CSV header is written from ``columns``.
+
+Spreadsheet-safe inside the SELECT, so COPY can keep streaming (Hardening 7): ids and codes
+a spreadsheet could read as a formula go through SpreadsheetText, free text through
+SpreadsheetFreeText (core.text). Columns drawn from a vocabulary (a CHECK constraint keeps
+them to lower-case codes), numbers and dates need nothing. The de-identified listing is
+reports.exports.deidentified.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import datetime as dt
 from django.db.models import CharField, DateField, F, Func, IntegerField, QuerySet, TextField, Value
 from django.db.models.functions import Cast
 
+from core.text import SpreadsheetFreeText, SpreadsheetText
 from events.choices import SERIOUS_CRITERIA
 
-TOP_CODED_AGE = 90  # age at procedure (years) from which the birth year is shown as "90+"
+TOP_CODED_AGE = 90  # age (years) from which the birth year is shown as "90+"
 TOP_CODED_LABEL = f"{TOP_CODED_AGE}+"
 
 LINE_LISTING_COLUMNS: tuple[str, ...] = (
@@ -66,24 +73,34 @@ class DaysBetween(Func):
     output_field = IntegerField()
 
 
+def top_coded(birth_year: int, *, export_year: int) -> str:
+    """Return the birth year as exported: "90+" for a patient aged 90 or more in ``export_year``.
+
+    Decided per patient, not per row: the export year is after every procedure, so a patient
+    90 or older at any of them is "90+" on every row (a per-procedure rule once showed 1936 on
+    one row and 90+ on the next, under the same registry id). HIPAA Safe Harbor asks the same
+    of any birth year indicating an age over 89 today.
+    """
+    return TOP_CODED_LABEL if export_year - birth_year >= TOP_CODED_AGE else str(birth_year)
+
+
 class TopCodedBirthYear(Func):
-    """The birth year as text, or "90+" when the age at the procedure (year - birth year) is 90 or more."""
+    """top_coded() in SQL: the birth year as text, or "90+" when the patient is 90 or older in the export year."""
 
-    template = (
-        f"CASE WHEN EXTRACT(YEAR FROM %(performed_on)s) - %(birth_year)s >= {TOP_CODED_AGE} "
-        f"THEN '{TOP_CODED_LABEL}' ELSE (%(birth_year)s)::text END"
-    )
     output_field = TextField()
+    arity = 1
 
-    def __init__(self, performed_on: str, birth_year: str):
-        super().__init__(F(performed_on), F(birth_year))
+    def __init__(self, birth_year: str, *, export_year: int):
+        super().__init__(F(birth_year))
+        self.export_year = int(export_year)
 
     def as_sql(self, compiler, connection, **extra):
-        performed_on, params_p = compiler.compile(self.source_expressions[0])
-        birth_year, params_b = compiler.compile(self.source_expressions[1])
-        sql = self.template % {"performed_on": performed_on, "birth_year": birth_year}
-        # birth_year appears twice in the template
-        return sql, (*params_p, *params_b, *params_b)
+        birth_year, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"CASE WHEN {self.export_year} - {birth_year} >= {TOP_CODED_AGE} "
+            f"THEN '{TOP_CODED_LABEL}' ELSE ({birth_year})::text END"
+        )
+        return sql, (*params, *params)
 
 
 class SeriousCriteria(Func):
@@ -103,38 +120,44 @@ class SeriousCriteria(Func):
         return f"concat_ws(';', {', '.join(parts)})", tuple(params)
 
 
-def _as_text(field: str):
+def boolean_text(field: str):
+    """Return the boolean column as true/false text."""
     # PostgreSQL prints a boolean cast to text as true/false (COPY itself would print t/f).
     return Cast(field, CharField())
 
 
-def line_listing(qs: QuerySet, *, include_retracted: bool) -> tuple[tuple[str, ...], QuerySet]:
-    """Return the line listing's columns and the queryset selecting them, de-identified.
+def line_listing(
+    qs: QuerySet, *, include_retracted: bool, export_year: int, spreadsheet_safe: bool = True
+) -> tuple[tuple[str, ...], QuerySet]:
+    """Return the line listing's columns and the queryset selecting them: a limited data set.
 
-    ``qs`` is the user's scoped and filtered adverse events. The patient appears only by
-    the pseudonymous registry id, the birth year is top-coded, and no free-text field
-    other than the verbatim term (the event's description) is exported.
+    ``qs`` is the user's scoped and filtered adverse events. The patient appears by the
+    pseudonymous registry id with exact dates, clinic and country, the birth year top-coded
+    per patient; no free-text field other than the verbatim term (the event's description).
+    ``spreadsheet_safe=False`` leaves the cells raw: only bench/bench_export_csv.py asks for it,
+    to measure what neutralising costs.
     """
+    text, free_text = (SpreadsheetText, SpreadsheetFreeText) if spreadsheet_safe else (F, F)
     expressions = {
-        "registry_id": F("procedure__patient__registry_id"),
-        "birth_year": TopCodedBirthYear("procedure__performed_on", "procedure__patient__birth_year"),
+        "registry_id": text("procedure__patient__registry_id"),
+        "birth_year": TopCodedBirthYear("procedure__patient__birth_year", export_year=export_year),
         "sex": F("procedure__patient__sex"),
-        "clinic": F("procedure__clinic__code"),
+        "clinic": text("procedure__clinic__code"),
         "country": F("procedure__clinic__country"),
-        "procedure_id": F("procedure__external_id"),
+        "procedure_id": text("procedure__external_id"),
         "performed_on": F("procedure__performed_on"),
         "site": F("procedure__site"),
         "laterality": F("procedure__laterality"),
         "cell_source": F("procedure__cell_source"),
         "cell_type": F("procedure__cell_type"),
-        "event_id": F("external_id"),
+        "event_id": text("external_id"),
         "category": F("category"),
-        "term": F("term"),
-        "meddra_code": F("meddra_code"),
+        "term": free_text("term"),
+        "meddra_code": text("meddra_code"),
         "onset_on": F("onset_on"),
         "days_from_procedure": DaysBetween(F("onset_on"), F("procedure__performed_on")),
         "grade": F("grade"),
-        "serious": _as_text("serious"),
+        "serious": boolean_text("serious"),
         "serious_criteria": SeriousCriteria(),
         "causality_procedure": F("causality_procedure"),
         "causality_product": F("causality_product"),
@@ -155,9 +178,9 @@ def line_listing(qs: QuerySet, *, include_retracted: bool) -> tuple[tuple[str, .
 def overdue_visits(qs: QuerySet, *, on: dt.date) -> tuple[tuple[str, ...], QuerySet]:
     """Return the overdue report's columns and the queryset selecting them (``qs``: visits overdue on ``on``)."""
     expressions = {
-        "clinic": F("procedure__clinic__code"),
-        "registry_id": F("procedure__patient__registry_id"),
-        "procedure_id": F("procedure__external_id"),
+        "clinic": SpreadsheetText("procedure__clinic__code"),
+        "registry_id": SpreadsheetText("procedure__patient__registry_id"),
+        "procedure_id": SpreadsheetText("procedure__external_id"),
         "performed_on": F("procedure__performed_on"),
         "visit": F("visit"),
         "due_on": F("due_on"),

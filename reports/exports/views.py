@@ -1,9 +1,19 @@
-"""Export endpoints: line listing (CSV), FHIR R4 Bundle and overdue follow-up visits (CSV).
+"""Export endpoints: line listings (CSV), FHIR R4 Bundle and overdue follow-up visits (CSV).
 
 Each view checks the role's model permission, limits rows with the selectors (a clinic's
 staff export their clinics only, registry administrators everything), applies the same
 filter set as the matching list endpoint, writes the export-log entry and then streams.
 Token and session authentication as everywhere in the API.
+
+Two kinds of line listing (Hardening 18):
+- the limited data set (adverse-events.csv and the FHIR Bundle): exact dates, clinic, country,
+  registry, procedure and event ids, the verbatim term. Whoever asks must state a data-use
+  ``purpose``, recorded in the export log. Registry administrators get every clinic; a
+  clinic's own staff keep their own clinic's rows (they see and enter them in the admin
+  anyway, and a clinic exporting its own records for its own follow-up or audit is the
+  commonest use), but they too state the purpose, so the log tells every extract apart;
+- the de-identified listing (adverse-events.deidentified.csv): k-anonymous, no free text, no
+  dates, no ids (reports.exports.deidentified); no purpose needed.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -19,11 +30,12 @@ from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
-from rest_framework import renderers
+from rest_framework import renderers, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
+from core.text import validate_safe_free_text
 from events.api.filters import AdverseEventFilter
 from events.fhir import adverse_event_resource
 from events.selectors import adverse_events_for_user
@@ -35,6 +47,7 @@ from reports.choices import ExportKind
 from reports.export_services import export_log_finish, export_log_start
 from reports.exportlog import ExportLog
 from reports.exports import listing
+from reports.exports.deidentified import deidentified_listing
 from reports.exports.streaming import compose_select, copy_csv_stream
 
 FHIR_BATCH = 200  # entries per chunk written
@@ -61,11 +74,30 @@ def _filters(request) -> dict:
     return {key: values[0] if len(values) == 1 else values for key, values in request.query_params.lists()}
 
 
-def _reject_nul(request) -> None:
-    # PostgreSQL text cannot hold a NUL: answer 400, not a 500 from the database.
-    for key, values in request.query_params.lists():
-        if "\x00" in key or any("\x00" in value for value in values):
-            raise ValidationError({key.replace("\x00", ""): ["NUL characters are not allowed."]})
+class PurposeSerializer(serializers.Serializer):
+    purpose = serializers.CharField(
+        max_length=1000,
+        validators=[validate_safe_free_text],
+        help_text="The data-use purpose of this limited data set extract (e.g. 'quarterly safety review for the "
+        "ethics committee'); recorded in the export log.",
+    )
+
+
+PURPOSE = OpenApiParameter(
+    "purpose", OpenApiTypes.STR, required=True, description=PurposeSerializer().fields["purpose"].help_text
+)
+
+
+def _purpose(request) -> str:
+    """Return the stated data-use purpose; a missing or blank one is a 400 naming the parameter."""
+    serializer = PurposeSerializer(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["purpose"]
+
+
+def _filters_without_purpose(request) -> dict:
+    # The purpose has its own column in the log; the filters are what selected the rows.
+    return {key: value for key, value in _filters(request).items() if key != "purpose"}
 
 
 def _flag(request, name: str) -> bool:
@@ -87,7 +119,10 @@ def documented_query_errors(filterset_class, *extra: str):
 
     def decorate(view):
         for name in (*filterset_class.base_filters, *extra):
-            view = extend_validation_errors(["invalid", "invalid_choice"], field_name=name, methods=["get"])(view)
+            codes = ["invalid", "invalid_choice"]
+            if name == "purpose":
+                codes = ["required", "blank", "max_length", "null_characters_not_allowed", "unsafe_character"]
+            view = extend_validation_errors(codes, field_name=name, methods=["get"])(view)
         return view
 
     return decorate
@@ -108,7 +143,7 @@ class _ExportView(APIView):
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
 
 
-@documented_query_errors(AdverseEventFilter, "include_retracted")
+@documented_query_errors(AdverseEventFilter, "include_retracted", "purpose")
 class AdverseEventLineListing(_ExportView):
     filter_backends = [DjangoFilterBackend]  # for the schema: the filters are applied in get()
     filterset_class = AdverseEventFilter
@@ -119,28 +154,75 @@ class AdverseEventLineListing(_ExportView):
     @extend_schema(
         operation_id="export_adverse_events_csv",
         parameters=[
+            PURPOSE,
             OpenApiParameter(
                 "include_retracted",
                 OpenApiTypes.BOOL,
                 description="Add retracted events and a `retracted` column (default: counting events only).",
-            )
+            ),
         ],
         filters=True,
         responses={(200, "text/csv"): OpenApiTypes.BINARY},
     )
     def get(self, request):
-        """Return the de-identified line listing of the adverse events you may see, as streaming CSV."""
-        _reject_nul(request)
+        """Return the line listing of the adverse events you may see (a limited data set: exact dates, ids,
+        verbatim terms), as streaming CSV. State the data-use purpose in `purpose`; it goes to the export log."""
+        purpose = _purpose(request)
         include_retracted = _flag(request, "include_retracted") or bool(request.query_params.get("retracted"))
         events = _filtered(AdverseEventFilter, request, self.get_queryset())
-        columns, rows = listing.line_listing(events, include_retracted=include_retracted)
+        columns, rows = listing.line_listing(events, include_retracted=include_retracted, export_year=today().year)
         select_sql = compose_select(rows)
-        log = export_log_start(user=request.user, kind=ExportKind.LINE_LISTING_CSV, filters=_filters(request))
+        log = export_log_start(
+            user=request.user,
+            kind=ExportKind.LINE_LISTING_CSV,
+            filters=_filters_without_purpose(request),
+            purpose=purpose,
+        )
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
         return _csv_response(select_sql=select_sql, columns=columns, log=log, filename=f"ae-line-listing-{stamp}.csv")
 
 
 @documented_query_errors(AdverseEventFilter)
+class AdverseEventDeidentifiedListing(_ExportView):
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AdverseEventFilter
+
+    def get_queryset(self):
+        return adverse_events_for_user(self.request.user)
+
+    @extend_schema(
+        operation_id="export_adverse_events_deidentified_csv",
+        filters=True,
+        responses={(200, "text/csv"): OpenApiTypes.BINARY},
+    )
+    def get(self, request):
+        """Return the de-identified line listing of the counting adverse events you may see, as streaming CSV.
+
+        Export-local pseudonyms (new at every export), no free text, no dates (days since the
+        procedure), generalised quasi-identifiers: every published combination of birth year,
+        sex, country and procedure period is shared by at least DEIDENTIFIED_MIN_K patients; rows
+        that cannot reach it are left out. Headers: X-K-Anonymity (the smallest class published),
+        X-Generalisation, X-Suppressed-Rows.
+        """
+        events = _filtered(AdverseEventFilter, request, self.get_queryset())
+        columns, select_sql, plan = deidentified_listing(
+            events,
+            export_year=today().year,
+            min_k=settings.DEIDENTIFIED_MIN_K,
+            max_suppressed_percent=settings.DEIDENTIFIED_MAX_SUPPRESSED_PERCENT,
+        )
+        log = export_log_start(user=request.user, kind=ExportKind.DEIDENTIFIED_LISTING_CSV, filters=_filters(request))
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+        response = _csv_response(
+            select_sql=select_sql, columns=columns, log=log, filename=f"ae-deidentified-listing-{stamp}.csv"
+        )
+        response["X-K-Anonymity"] = str(plan.k or 0)
+        response["X-Generalisation"] = plan.node.describe()
+        response["X-Suppressed-Rows"] = str(plan.suppressed_rows)
+        return response
+
+
+@documented_query_errors(AdverseEventFilter, "purpose")
 class AdverseEventFhirBundle(_ExportView):
     filter_backends = [DjangoFilterBackend]
     filterset_class = AdverseEventFilter
@@ -152,14 +234,18 @@ class AdverseEventFhirBundle(_ExportView):
 
     @extend_schema(
         operation_id="export_adverse_events_fhir",
+        parameters=[PURPOSE],
         filters=True,
         responses={(200, "application/fhir+json"): OpenApiTypes.OBJECT},
     )
     def get(self, request):
-        """Return the adverse events you may see (filtered) as a FHIR R4 collection Bundle, streamed."""
-        _reject_nul(request)
+        """Return the adverse events you may see (filtered) as a FHIR R4 collection Bundle, streamed: a limited
+        data set, so state the data-use purpose in `purpose`; it goes to the export log."""
+        purpose = _purpose(request)
         events = _filtered(AdverseEventFilter, request, self.get_queryset()).order_by("onset_on", "id")
-        log = export_log_start(user=request.user, kind=ExportKind.FHIR_BUNDLE, filters=_filters(request))
+        log = export_log_start(
+            user=request.user, kind=ExportKind.FHIR_BUNDLE, filters=_filters_without_purpose(request), purpose=purpose
+        )
         base = request.build_absolute_uri(reverse("fhir-adverseevent-search"))
         response = StreamingHttpResponse(
             _bundle_stream(events, base=base, log=log), content_type="application/fhir+json"
@@ -206,7 +292,6 @@ class OverdueVisits(_ExportView):
     )
     def get(self, request):
         """Return the follow-up visits past their window (not completed) of your clinics, as streaming CSV."""
-        _reject_nul(request)
         on = today()
         visits = _filtered(FollowUpVisitFilter, request, self.get_queryset().overdue(on=on))
         columns, rows = listing.overdue_visits(visits, on=on)

@@ -5,7 +5,7 @@ so a new endpoint cannot ship without saying how it is isolated. For each route 
 each attacker persona (a clinician of clinic B aiming at clinic A, a coordinator of
 clinic A aiming at clinic B) the test sends GET and every unsafe method, with URL
 arguments and request bodies naming the victim clinic's rows, and asserts that the
-response never shows a victim row and that no clinical table changed.
+response never shows a victim row and that no clinical table, API token or authenticator changed.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import pytest
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver
-from rest_framework.authtoken.models import Token
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from knox.models import AuthToken
 
 from events.models import AdverseEvent
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, confirmed_device
 from tests.factories import AdverseEventFactory, ProcedureFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +45,11 @@ ROUTES: dict[str, str | None] = {
     "adverseevent-detail": "ae",
     "adverseevent-retract": "ae",
     "api-token": None,
+    "api-token-list": None,
+    "api-token-detail": "token_key",
+    "api-logout": None,
+    "api-logoutall": None,
+    "api-auth-login": None,
     "api-schema": None,
     "api-docs": None,
     "fhir-adverseevent-read": "ae",
@@ -53,6 +59,7 @@ ROUTES: dict[str, str | None] = {
     "reports:incidence-run-report-xlsx": "run",
     "reports:incidence-run-report-pdf": "run",
     "export-adverse-events-csv": None,
+    "export-adverse-events-deidentified-csv": None,
     "export-adverse-events-fhir": None,
     "export-overdue-visits-csv": None,
     "rest_framework:login": None,
@@ -75,6 +82,9 @@ ROUTES: dict[str, str | None] = {
     "admin:reports_incidencerun_pdf": "run",
     "admin:reports_exportlog_overdue_visits": None,
     "admin:auth_user_password_change": "user",
+    "admin:two_factor_enrol": None,
+    "admin:otp_totp_totpdevice_config": "device",
+    "admin:otp_totp_totpdevice_qrcode": "device",
 }
 # admin:<app>_<model>_<view> for every registered ModelAdmin, with the victim object it targets.
 ADMIN_MODELS = {
@@ -88,7 +98,8 @@ ADMIN_MODELS = {
     "reports_exportlog": "nothing",
     "auth_user": "user",
     "auth_group": "group",
-    "authtoken_tokenproxy": "token",
+    "knox_authtoken": "token",
+    "otp_totp_totpdevice": "device",
     "axes_accessattempt": "nothing",
     "axes_accesslog": "nothing",
     "axes_accessfailurelog": "nothing",
@@ -149,7 +160,10 @@ def victims(clinic_a, clinic_b, alice, bob, charlie, dora, root):
             "membership": Membership.objects.get(user=owner),
             "user": owner,
             "run": run,
+            "token": AuthToken.objects.create(user=owner)[0],
+            "device": confirmed_device(owner),
             "markers": [
+                confirmed_device(owner).key,
                 clinic.name,
                 ae.external_id,
                 ae.term,
@@ -161,9 +175,12 @@ def victims(clinic_a, clinic_b, alice, bob, charlie, dora, root):
     return out
 
 
-def snapshot():
-    tables = (Clinic, Patient, Procedure, FollowUpVisit, AdverseEvent, Membership)
-    return {m.__name__: list(m.objects.order_by("pk").values()) for m in tables}
+def snapshot(attacker: str):
+    tables = (Clinic, Patient, Procedure, FollowUpVisit, AdverseEvent, Membership, TOTPDevice)
+    rows = {m.__name__: list(m.objects.order_by("pk").values()) for m in tables}
+    # The attacker may revoke their own API tokens (logout), nobody else's.
+    rows["AuthToken"] = list(AuthToken.objects.exclude(user__username=attacker).order_by("pk").values())
+    return rows
 
 
 def url_for(name, pattern, kwargs, victim):
@@ -176,10 +193,11 @@ def url_for(name, pattern, kwargs, victim):
         values = {"content_type_id": ContentType.objects.get_for_model(ae).pk, "object_id": ae.pk}
     elif kind == "catch_all":
         values = {"url": "registry/unknown/"}
+    elif kind == "token_key":
+        values = dict.fromkeys(kwargs, victim["token"].token_key)
     elif kind is not None:
         obj = {
             "group": Group.objects.get(name="Clinician"),
-            "token": Token.objects.get_or_create(user=victim["user"])[0],
             "nothing": None,
         }.get(kind, victim.get(kind))
         pk = obj.pk if obj is not None else 999999
@@ -241,7 +259,7 @@ def test_no_route_shows_or_changes_another_clinics_rows(client, victims, attacke
             continue  # would end the session the rest of the loop needs; they show no data
         url = url_for(name, pattern, kwargs, victim)
         for method in ("get", *UNSAFE):
-            before = snapshot()
+            before = snapshot(attacker)
             http = api if not name.startswith("admin:") else client
             headers = {"HTTP_IF_MATCH": f'"{victim["ae"].version}"'}
             if method == "get":
@@ -254,7 +272,7 @@ def test_no_route_shows_or_changes_another_clinics_rows(client, victims, attacke
             body = content.decode(errors="replace")
             for marker in victim["markers"]:
                 assert marker not in body, f"{attacker} {method.upper()} {url} ({name}) shows {marker!r}"
-            assert snapshot() == before, f"{attacker} {method.upper()} {url} ({name}) changed data"
+            assert snapshot(attacker) == before, f"{attacker} {method.upper()} {url} ({name}) changed data"
             checked += 1
     assert checked > 4 * len(ROUTES) // 2
 

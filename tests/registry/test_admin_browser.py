@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from events.models import AdverseEvent
 from registry.models import Patient, Procedure
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, confirmed_device, totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,10 +33,10 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def page():
+def page(monkeypatch):
     # Playwright's sync API refuses to run inside a running asyncio loop; Django's
-    # async-unsafe guard must also let the live server's ORM calls through.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # async-unsafe guard must also let the live server's ORM calls through (this test only).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     assert shutil.which(CHROMIUM) or os.path.exists(CHROMIUM), (
         f"{CHROMIUM} is missing: run scripts/test (it installs Debian's chromium) or set CHROMIUM_PATH"
     )
@@ -44,15 +46,20 @@ def page():
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(15_000)
+        # Only the live server is reachable: a request elsewhere (a CDN) fails at once, off the network.
+        context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]|localhost[:/])"), lambda route: route.abort())
         yield context.new_page()
         context.close()
         browser.close()
 
 
 def log_in(page, base, username):
+    """Log in through the login page with the password and the code the persona's authenticator shows."""
+    device = confirmed_device(get_user_model().objects.get(username=username))
     page.goto(f"{base}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", totp_code(device))
     page.click("input[type=submit]")
     page.wait_for_selector("#user-tools")
 

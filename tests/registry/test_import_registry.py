@@ -10,17 +10,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test import override_settings
 from pghistory.models import Events
 
+import registry.importer
+from core.text import unsafe_character_message, validate_safe_free_text
 from events.models import AdverseEvent, AdverseEventEvent
 from events.services import adverse_event_retract
 from registry.choices import VISIT_SCHEDULE, visit_window
-from registry.importer import ImportRefused
-from registry.importer.check import Plan
-from registry.importer.read import PatientRow
-from registry.importer.write import write_plan
+from registry.importer import ImportRefused, stage
+from registry.importer.errors import FILES
+from registry.importer.read import PATIENTS, PatientRow
+from registry.importer.write import write_staged
 from registry.models import (
     Clinic,
     FollowUpVisit,
@@ -262,6 +266,19 @@ def test_it_reports_every_bad_row(folder):
     assert Procedure.objects.count() == 0
 
 
+def test_a_number_too_large_for_any_column_is_an_error_not_a_crash(folder):
+    # Bad rows are staged too (other rows may name them): a value must fit its column's type.
+    before = counts()
+    set_cell(folder, "patients.csv", 3, "birth_year", "99999999999")
+    set_cell(folder, "adverse_events.csv", 2, "grade", "-99999999999")
+
+    message = refused(folder)
+
+    assert "patients.csv line 3, column birth_year: Not a plausible number: '99999999999'." in message
+    assert "adverse_events.csv line 2, column grade: Not a plausible number: '-99999999999'." in message
+    assert counts() == before
+
+
 def test_unknown_vocabulary_lists_the_allowed_codes(folder):
     set_cell(folder, "procedures.csv", 2, "site", "Knee")
     set_cell(folder, "adverse_events.csv", 3, "serious_criteria", "hospitalisation;hospitalization")
@@ -467,11 +484,173 @@ def test_a_database_refusal_becomes_an_import_refusal(clinic_a):
         line=2, registry_id="P-BACKSTOP", clinic_id="A-MAD", sex="Q", birth_year=1970, enrolled_on=dt.date(2023, 1, 1)
     )
 
-    with pytest.raises(ImportRefused) as caught, transaction.atomic():
-        write_plan(plan=Plan(patients=[patient]), present=["patients.csv"])
+    with pytest.raises(ImportRefused) as caught, transaction.atomic(), connection.cursor() as cursor:
+        stage.create_tables(cursor)
+        stage.copy_rows(cursor, PATIENTS, [patient])
+        write_staged(cursor, staged=dict.fromkeys(FILES, 0) | {PATIENTS: 1}, present=[PATIENTS])
 
     assert "(database): The database refused the import (patient_sex_valid)" in caught.value.report()
     assert counts() == before
+
+
+# --- invisible characters ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "column", "value"),
+    [
+        ("clinics.csv", 2, "code", "ES-MAD-01\u200b"),  # zero-width space
+        ("clinics.csv", 3, "country", "D\u200dE"),  # zero-width joiner
+        ("patients.csv", 2, "registry_id", "P-\u202eAAAA000001"),  # right-to-left override
+        ("patients.csv", 3, "clinic_code", "ES-MAD-01\u2066"),  # left-to-right isolate
+        ("procedures.csv", 2, "procedure_id", "PR-\x011001"),  # a control character
+        ("procedures.csv", 3, "patient_registry_id", "P-AAAA\x7f000001"),  # DEL
+        ("procedures.csv", 4, "site", "spi\u00adne"),  # soft hyphen, in a vocabulary code
+        ("follow_ups.csv", 2, "procedure_id", "PR-1001\ufeff"),  # byte-order mark inside a cell
+        ("follow_ups.csv", 3, "visit", "day\x00_2"),  # NUL
+        ("adverse_events.csv", 2, "event_id", "AE-\u0001-X"),  # the review's event id
+        ("adverse_events.csv", 3, "procedure_id", "PR-\u20281003"),  # line separator
+        ("adverse_events.csv", 4, "serious_criteria", "\u2067hospitalisation"),  # right-to-left isolate
+    ],
+)
+def test_it_refuses_invisible_characters_in_ids_and_codes_naming_file_line_and_column(
+    folder, file, line, column, value
+):
+    before = counts()
+    set_cell(folder, file, line, column, value)
+
+    message = refused(folder)
+
+    # The models' own message (core.text), at the cell's place in the file.
+    assert f"{file} line {line}, column {column}: {unsafe_character_message(value)}" in message.splitlines()
+    assert counts() == before
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "column", "stored"),
+    [
+        ("adverse_events.csv", 2, "term", lambda: AdverseEvent.objects.get(external_id="AE-1").term),
+        ("clinics.csv", 2, "name", lambda: Clinic.objects.get(code="ES-MAD-01").name),
+        ("clinics.csv", 3, "city", lambda: Clinic.objects.get(code="DE-BER-02").city),
+    ],
+)
+def test_it_refuses_bidi_and_zero_width_characters_in_free_text_but_keeps_line_breaks(
+    folder, file, line, column, stored
+):
+    before = counts()
+    value = "Knee pain \u202eetis\u200b"
+    set_cell(folder, file, line, column, value)
+
+    message = refused(folder)
+
+    with pytest.raises(ValidationError) as caught:
+        validate_safe_free_text(value)  # the models' own validator gives the message
+    assert f"{file} line {line}, column {column}: {caught.value.messages[0]}" in message.splitlines()
+    assert counts() == before
+
+    set_cell(folder, file, line, column, "Swelling,\nreported by phone")
+    run(folder)
+    assert stored() == "Swelling,\nreported by phone"
+
+
+# --- the error cap -----------------------------------------------------------------------------
+
+
+def _bad_follow_ups(path: Path, count: int) -> None:
+    """Append ``count`` follow-up rows, each with an unknown visit code."""
+    with (path / "follow_ups.csv").open("a", newline="") as fh:
+        writer = csv.writer(fh)
+        for i in range(count):
+            writer.writerow(["PR-1001", f"day_{i + 10}", "", ""])
+
+
+def test_the_error_list_stops_at_max_errors_and_counts_the_rest(folder):
+    before = counts()
+    _bad_follow_ups(folder, 40)  # lines 7 to 46
+    set_cell(folder, "procedures.csv", 2, "site", "Knee")
+
+    message = refused(folder, "--max-errors", "5")
+
+    lines = message.splitlines()
+    assert lines[0] == "Import refused, nothing was changed: 41 errors."
+    assert lines[1].startswith("procedures.csv line 2, column site: Unknown code 'Knee'")
+    assert [line.split(",")[0] for line in lines[2:6]] == [f"follow_ups.csv line {n}" for n in (7, 8, 9, 10)]
+    assert lines[6] == "... and 36 more errors not shown (--max-errors or IMPORT_MAX_ERRORS shows more)."
+    assert len(lines) == 7
+    assert counts() == before
+
+
+def test_an_error_found_late_about_an_early_line_still_comes_first(folder):
+    # The death date is checked against all of the patient's procedures once every file is
+    # read, after the follow-ups' errors were counted; the report still lists it first.
+    _bad_follow_ups(folder, 10)
+    set_cell(folder, "patients.csv", 2, "death_date", "2022-06-30")
+
+    lines = refused(folder, "--max-errors", "2").splitlines()
+
+    assert lines[0] == "Import refused, nothing was changed: 12 errors."
+    assert lines[1].startswith("patients.csv line 2, column death_date: Death date cannot be before a procedure")
+    assert lines[2].startswith("procedures.csv line 3, column performed_on: Procedure date cannot be after")
+    assert lines[3] == "... and 10 more errors not shown (--max-errors or IMPORT_MAX_ERRORS shows more)."
+
+
+@override_settings(IMPORT_MAX_ERRORS=3)
+def test_the_cap_defaults_to_the_import_max_errors_setting(folder):
+    _bad_follow_ups(folder, 4)
+
+    lines = refused(folder).splitlines()
+
+    assert len(lines) == 1 + 3 + 1
+    assert lines[-1] == "... and 1 more error not shown (--max-errors or IMPORT_MAX_ERRORS shows more)."
+
+
+def test_errors_under_the_cap_are_all_listed_without_a_remainder_line(folder):
+    _bad_follow_ups(folder, 3)
+
+    lines = refused(folder, "--max-errors", "3").splitlines()
+
+    assert lines[0] == "Import refused, nothing was changed: 3 errors."
+    assert len(lines) == 4
+    assert not any(line.startswith("...") for line in lines)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_max_errors_must_be_a_positive_whole_number(folder, value):
+    with pytest.raises(CommandError, match="--max-errors: must be a whole number of 1 or more"):
+        run(folder, "--max-errors", value)
+    assert Clinic.objects.count() == 0
+
+
+# --- chunks --------------------------------------------------------------------------------
+
+
+def test_rows_are_checked_alike_across_chunk_boundaries(folder, monkeypatch):
+    # One row per chunk: every duplicate, reference and rule meets its counterpart in another chunk.
+    monkeypatch.setattr(registry.importer, "CHUNK_ROWS", 1)
+    set_cell(folder, "procedures.csv", 4, "procedure_id", "PR-1001")
+    add_row(folder, "follow_ups.csv", procedure_id="PR-1001", visit="day_2", completed_on="2022-03-13")
+    set_cell(folder, "adverse_events.csv", 3, "procedure_id", "PR-2001")
+    set_cell(folder, "adverse_events.csv", 3, "onset_on", "2021-09-30")
+
+    message = refused(folder)
+
+    assert "procedures.csv line 4, column procedure_id: Duplicate procedure_id 'PR-1001' (first on line 2)." in message
+    assert "follow_ups.csv line 7, column procedure_id: Duplicate procedure_id/visit 'PR-1001/day_2'" in message
+    assert (
+        "adverse_events.csv line 3, column onset_on: Onset date cannot be before the procedure date (2021-10-01)."
+        in message
+    )
+
+
+def test_a_good_folder_loads_the_same_one_row_at_a_time(folder, monkeypatch):
+    monkeypatch.setattr(registry.importer, "CHUNK_ROWS", 1)
+
+    output = run(folder)
+
+    assert "follow_ups.csv: 5 created, 0 updated, 0 unchanged" in output
+    assert "follow-up schedule: 40 visits created, 0 rescheduled" in output
+    assert FollowUpVisit.objects.filter(completed_on__isnull=False).count() == 5
+    assert Procedure.objects.get(external_id="PR-1003").clinic.code == "ES-MAD-01"
 
 
 # --- idempotency ---------------------------------------------------------------------------

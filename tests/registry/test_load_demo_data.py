@@ -174,6 +174,7 @@ class LoadDemoDataTests(TestCase):
         assert summary.created["clinics"] == summary.created["users"] == 0
         assert Patient.objects.count() == demo.DEFAULT_PATIENTS + 5
 
+    @override_settings(DEBUG=True, OTP_EXEMPT_DEMO_USERS=True)  # what scripts/run sets: no authenticator code
     def test_the_demo_users_can_log_in_to_the_admin(self):
         # Through the login form, as a person would (and as django-axes wants: with a request).
         for username in ("clinician_madrid", "clinician_berlin", "coordinator_madrid", "registry_admin"):
@@ -185,6 +186,12 @@ class LoadDemoDataTests(TestCase):
             assert index.status_code == 200
             assert index.context["user"].username == username
             self.client.logout()
+
+    def test_without_debug_the_demo_users_must_set_up_an_authenticator_first(self):
+        credentials = {"username": "clinician_madrid", "password": demo.DEMO_PASSWORD}
+        response = self.client.post("/admin/login/?next=/admin/", credentials)
+        assert response.headers["Location"] == "/admin/two-factor/enrol/"
+        assert self.client.get("/admin/").status_code == 302
 
     def test_the_demo_users_have_their_roles(self):
         admin = get_user_model().objects.get(username="registry_admin")

@@ -78,3 +78,19 @@ def test_it_rejects_an_unknown_stratum_or_a_bad_date(db):
         _run("--by", "site,shoe_size", "--cutoff", "2024-01-01")
     with pytest.raises(CommandError, match="YYYY-MM-DD"):
         _run("--cutoff", "01/01/2024")
+
+
+def test_it_refuses_a_report_over_the_row_limit_before_computing_it(two_clinics, settings):
+    settings.REPORTS_MAX_RESULT_ROWS = 100
+    with pytest.raises(CommandError, match=r"strata: This report would have at least [\d,]+ rows"):
+        _run("--by", "site,cell_type,cell_source,clinic,country,sex,age_band,year", "--cutoff", "2024-01-01")
+    assert _rows(_run("--by", "site", "--cutoff", "2024-01-01", "--outcome", "any,infection"))  # within it
+
+
+def test_every_outcome_comes_in_report_order_whatever_order_the_engine_streams(two_clinics):
+    rows = _rows(_run("--by", "site,cell_type", "--cutoff", "2024-01-01", "--outcome", "any,infection,neoplasm"))
+    outcomes = [r["outcome"] for r in rows]
+    assert outcomes == sorted(outcomes, key=["any", "infection", "neoplasm"].index)
+    per_outcome = [(r["site"], r["cell_type"]) for r in rows if r["outcome"] == "any"]
+    assert per_outcome == [(r["site"], r["cell_type"]) for r in rows if r["outcome"] == "neoplasm"]
+    assert per_outcome[-1] == ("ALL", "ALL")  # margins last

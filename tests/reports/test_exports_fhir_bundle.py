@@ -18,7 +18,7 @@ from tests.factories import AdverseEventFactory, ProcedureFactory
 pytestmark = pytest.mark.django_db
 world = api_conftest.world  # one event at clinic A, one at clinic B (tests/api/conftest.py)
 
-URL = "/api/v1/exports/adverse-events.fhir.json"
+URL = "/api/v1/exports/adverse-events.fhir.json?purpose=Pharmacovigilance+exchange"
 
 
 def bundle_of(response) -> dict:
@@ -59,12 +59,12 @@ def test_an_empty_bundle_is_valid_too(root):
 def test_it_applies_the_filters_and_leaves_retracted_events_out(world, root):
     event_services.adverse_event_retract(actor=root, event=world["b"], reason="Entered twice")
     assert event_ids(bundle_of(api_client_for(root).get(URL))) == [world["a"].external_id]
-    assert event_ids(bundle_of(api_client_for(root).get(URL + "?clinic=B-BER"))) == []
+    assert event_ids(bundle_of(api_client_for(root).get(URL + "&clinic=B-BER"))) == []
 
 
 def test_a_clinician_gets_only_her_clinic_and_nothing_by_asking_for_another(world, alice, charlie):
     assert event_ids(bundle_of(api_client_for(alice).get(URL))) == [world["a"].external_id]
-    body = b"".join(api_client_for(charlie).get(URL + "?clinic=A-MAD").streaming_content).decode()
+    body = b"".join(api_client_for(charlie).get(URL + "&clinic=A-MAD").streaming_content).decode()
     assert world["a"].external_id not in body
     assert world["a"].procedure.patient.registry_id not in body
 
@@ -79,3 +79,12 @@ def test_the_bundle_export_is_logged_with_its_entry_count(world, dora):
     bundle_of(api_client_for(dora).get(URL))
     log = ExportLog.objects.get()
     assert (log.kind, log.row_count, log.user) == (ExportKind.FHIR_BUNDLE, 1, dora)
+    assert log.purpose == "Pharmacovigilance exchange"
+
+
+@pytest.mark.parametrize("query", ["", "?purpose=", "?purpose=%20%20"])
+def test_a_missing_or_blank_purpose_is_refused_field_by_field_and_logs_nothing(world, root, query):
+    response = api_client_for(root).get("/api/v1/exports/adverse-events.fhir.json" + query)
+    assert response.status_code == 400
+    assert [error["attr"] for error in response.json()["errors"]] == ["purpose"]
+    assert not ExportLog.objects.exists()

@@ -1,15 +1,17 @@
-"""The adverse-event line listing: GET /api/v1/exports/adverse-events.csv (streaming, de-identified)."""
+"""The adverse-event line listing: GET /api/v1/exports/adverse-events.csv (streaming; a limited data set)."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+from urllib.parse import urlencode
 
 import pytest
 from django.http import StreamingHttpResponse
 
 from events import services as event_services
+from registry.rules import today
 from reports.choices import ExportKind
 from reports.exportlog import ExportLog
 from reports.exports.listing import LINE_LISTING_COLUMNS
@@ -21,7 +23,9 @@ from tests.factories import AdverseEventFactory, PatientFactory, ProcedureFactor
 pytestmark = pytest.mark.django_db
 world = api_conftest.world  # one event at clinic A, one at clinic B (tests/api/conftest.py)
 
-URL = "/api/v1/exports/adverse-events.csv"
+PURPOSE = "Quarterly safety review for the ethics committee"
+URL = "/api/v1/exports/adverse-events.csv?purpose=Quarterly+safety+review+for+the+ethics+committee"
+BARE_URL = "/api/v1/exports/adverse-events.csv"
 
 
 def read_csv(response) -> tuple[list[str], list[dict]]:
@@ -34,7 +38,7 @@ def read_csv(response) -> tuple[list[str], list[dict]]:
 
 
 def export(user, query: str = ""):
-    return read_csv(api_client_for(user).get(URL + query))
+    return read_csv(api_client_for(user).get(URL + query.replace("?", "&")))
 
 
 def test_it_streams_exactly_the_documented_columns(world, root):
@@ -109,12 +113,26 @@ def test_it_never_exports_identity_or_free_text_beyond_the_term(clinic_a, root):
         assert secret not in body
 
 
-@pytest.mark.parametrize(("birth_year", "shown"), [(1933, "90+"), (1910, "90+"), (1934, "1934"), (1980, "1980")])
-def test_the_birth_year_is_top_coded_from_age_90_at_the_procedure(clinic_a, root, birth_year, shown):
+@pytest.mark.parametrize(("age_this_year", "top_coded"), [(90, True), (104, True), (89, False), (45, False)])
+def test_the_birth_year_is_top_coded_from_age_90_in_the_export_year(clinic_a, root, age_this_year, top_coded):
+    birth_year = today().year - age_this_year
     patient = PatientFactory(clinic=clinic_a, birth_year=birth_year)
     AdverseEventFactory(procedure=ProcedureFactory(patient=patient, performed_on=dt.date(2023, 1, 15)))
     _, rows = export(root)
-    assert [row["birth_year"] for row in rows] == [shown]
+    assert [row["birth_year"] for row in rows] == ["90+" if top_coded else str(birth_year)]
+
+
+def test_a_patient_top_coded_once_is_top_coded_on_every_row(clinic_a, root):
+    # 88 at the first procedure, 90 at the second: one birth year shown on one row and "90+" on
+    # the next, under the same registry id, would give the year away.
+    patient = PatientFactory(clinic=clinic_a, birth_year=today().year - 90, enrolled_on=dt.date(today().year - 2, 1, 1))
+    for performed_on in (dt.date(today().year - 2, 1, 15), today()):
+        AdverseEventFactory(
+            procedure=ProcedureFactory(patient=patient, performed_on=performed_on), onset_on=performed_on
+        )
+    _, rows = export(root)
+    assert [row["registry_id"] for row in rows] == [patient.registry_id] * 2
+    assert [row["birth_year"] for row in rows] == ["90+", "90+"]
 
 
 def test_retracted_events_are_left_out_unless_asked_for(world, root):
@@ -149,9 +167,9 @@ def test_it_applies_the_adverse_event_api_filters(clinic_a, root):
 
 def test_an_invalid_filter_answers_400_and_logs_nothing(world, root):
     client = api_client_for(root)
-    assert client.get(URL + "?grade_min=high").status_code == 400
-    assert client.get(URL + "?include_retracted=maybe").status_code == 400
-    assert client.get(URL + "?clinic=A%00").status_code == 400
+    assert client.get(URL + "&grade_min=high").status_code == 400
+    assert client.get(URL + "&include_retracted=maybe").status_code == 400
+    assert client.get(URL + "&clinic=A%00").status_code == 400
     assert not ExportLog.objects.exists()
 
 
@@ -185,21 +203,21 @@ def test_an_anonymous_request_is_refused(world, client):
 
 
 def test_session_and_token_authentication_both_work(world, alice, client):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
+
+    from tests.factories import issue_api_token
 
     assert client.login(username="alice", password=PASSWORD)
     _, rows = read_csv(client.get(URL))
     assert len(rows) == 1
-    token = Token.objects.create(user=alice)
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_api_token(alice)}")
     _, rows = read_csv(api.get(URL, HTTP_ACCEPT="text/csv"))
     assert len(rows) == 1
 
 
 def test_the_export_is_logged_with_filters_scope_and_row_count(world, alice, clinic_a):
-    response = api_client_for(alice).get(URL + "?category=injection_site_reaction")
+    response = api_client_for(alice).get(URL + "&category=injection_site_reaction")
     log = ExportLog.objects.get()
     assert log.row_count is None  # nothing streamed yet
     assert response["X-Export-Log"] == str(log.pk)
@@ -207,7 +225,8 @@ def test_the_export_is_logged_with_filters_scope_and_row_count(world, alice, cli
     log.refresh_from_db()
     assert log.user == alice
     assert log.kind == ExportKind.LINE_LISTING_CSV
-    assert log.filters == {"category": "injection_site_reaction"}
+    assert log.filters == {"category": "injection_site_reaction"}  # the purpose has its own column
+    assert log.purpose == PURPOSE
     assert log.clinic_ids == [clinic_a.pk]
     assert log.row_count == len(rows) == 1
     assert log.finished_at is not None
@@ -218,3 +237,35 @@ def test_the_row_count_counts_rows_not_lines(clinic_a, root):
     _, rows = export(root)
     assert len(rows) == 1
     assert ExportLog.objects.get().row_count == 1
+
+
+@pytest.mark.parametrize("purpose", [None, "", "   ", "Safety\u202e review", "x" * 1001])
+def test_a_limited_data_set_needs_a_stated_purpose_else_400_on_purpose_and_nothing_logged(world, root, purpose):
+    query = "" if purpose is None else "?" + urlencode({"purpose": purpose})
+    response = api_client_for(root).get(BARE_URL + query)
+    assert response.status_code == 400
+    assert [error["attr"] for error in response.json()["errors"]] == ["purpose"]
+    assert not ExportLog.objects.exists()
+
+
+def test_a_clinic_exports_its_own_limited_listing_with_a_purpose_and_nothing_of_another(world, charlie):
+    response = api_client_for(charlie).get(BARE_URL + "?purpose=Our+own+follow-up+audit")
+    _, rows = read_csv(response)
+    assert [row["event_id"] for row in rows] == [world["b"].external_id]
+    log = ExportLog.objects.get()
+    assert (log.user, log.purpose, log.kind) == (charlie, "Our own follow-up audit", ExportKind.LINE_LISTING_CSV)
+
+
+def test_the_admin_changelist_asks_for_the_purpose_and_offers_the_deidentified_listing(world, root):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(root)
+    page = client.get("/admin/events/adverseevent/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'action="{BARE_URL}"' in html and 'name="purpose" required' in html
+    assert 'href="/api/v1/exports/adverse-events.deidentified.csv"' in html
+    _, rows = read_csv(client.get(BARE_URL, {"purpose": "Monthly signal review"}))  # what submitting the form sends
+    assert len(rows) == 2
+    assert ExportLog.objects.get().purpose == "Monthly signal review"

@@ -18,7 +18,7 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 world = api_conftest.world  # one event at clinic A, one at clinic B (tests/api/conftest.py)
 
-URL = "/api/v1/exports/adverse-events.csv"
+URL = "/api/v1/exports/adverse-events.csv?purpose=Audit+of+the+export+log"
 
 
 @pytest.fixture

@@ -59,3 +59,15 @@ def test_a_clinician_elsewhere_cannot_open_the_run_or_its_csv(alice, charlie, tw
     listing = other.get("/admin/reports/incidencerun/")
     assert listing.status_code == 200
     assert f"/admin/reports/incidencerun/{run.pk}/change/".encode() not in listing.content
+
+
+def test_the_form_refuses_a_report_over_the_row_limit_with_the_reason_on_strata(alice, two_clinics, settings):
+    settings.REPORTS_MAX_RESULT_ROWS = 10
+    response = _client(alice).post(
+        ADD, {"strata": ["site", "cell_type"], "cutoff_on": "2024-01-01", "ci_method": "wilson"}
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert list(errors) == ["strata"]
+    assert "78 rows" in errors["strata"][0] and "more than the limit of 10" in errors["strata"][0]
+    assert not IncidenceRun.objects.exists()

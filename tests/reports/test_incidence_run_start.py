@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from reports.choices import OUTCOMES, RunStatus, Trigger
 from reports.models import IncidenceRun
-from reports.services import incidence_run_start
+from reports.services import incidence_run_execute, incidence_run_start
 from tests.factories import UserFactory
 
 CUTOFF = dt.date(2024, 1, 1)
@@ -35,6 +35,23 @@ def test_it_rejects_unknown_strata_and_stores_nothing(root):
     with pytest.raises(ValidationError) as err:
         incidence_run_start(actor=root, cutoff_on=CUTOFF, strata=["site", "shoe_size"])
     assert "strata" in err.value.message_dict
+    assert not IncidenceRun.objects.exists()
+
+
+def test_it_records_the_estimated_size_which_is_what_the_run_stores(root, two_clinics):
+    strata = ["site", "cell_type", "clinic", "sex", "year"]
+    run = incidence_run_start(actor=root, cutoff_on=CUTOFF, strata=strata, outcomes=["any", "neoplasm"])
+    run = incidence_run_execute(run_id=run.pk)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.estimated_rows == run.row_count == run.results.count()
+
+
+def test_it_refuses_a_run_over_the_row_limit_and_stores_nothing(root, two_clinics, settings):
+    settings.REPORTS_MAX_RESULT_ROWS = 20
+    with pytest.raises(ValidationError) as err:
+        incidence_run_start(actor=root, cutoff_on=CUTOFF, strata=["site", "cell_type", "clinic"])
+    (message,) = err.value.message_dict["strata"]
+    assert "more than the limit of 20" in message and "Choose fewer or coarser strata" in message
     assert not IncidenceRun.objects.exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from registry import demo
@@ -30,3 +31,7 @@ class Command(BaseCommand):
         for username, role, clinic, is_new in summary.credentials:
             note = "" if is_new else "  (user already existed: password not reset)"
             self.stdout.write(f"  {username:<20} {role:<24} {clinic:<12} password: {demo.DEMO_PASSWORD}{note}")
+        if settings.OTP_EXEMPT_DEMO_USERS:
+            self.stdout.write("No authenticator code needed for them: DEBUG and OTP_EXEMPT_DEMO_USERS are on.")
+        else:
+            self.stdout.write("Their first login asks them to set up an authenticator app (two-factor login).")

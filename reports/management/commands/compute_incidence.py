@@ -1,8 +1,17 @@
-"""manage.py compute_incidence: the incidence table as CSV on stdout, computed now."""
+"""manage.py compute_incidence: the incidence table as CSV on stdout, computed now.
+
+Bounded like a stored run: a report over REPORTS_MAX_RESULT_ROWS is refused before it
+starts, and the rows stream (the engine yields them a few groups at a time; they are
+put in report order through temporary files, one per outcome), so memory stays flat.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -10,12 +19,37 @@ from django.core.management.base import BaseCommand, CommandError
 
 from registry.selectors import ALL, clinic_scope
 from reports.choices import CIMethod
-from reports.engine import IncidenceParams, compute_incidence
+from reports.engine import IncidenceParams, iter_incidence
 from reports.export import result_record, write_csv
+from reports.services import incidence_run_size
+
+# Per outcome, rows kept in memory before their temporary file spills to disk.
+SPOOL_BYTES = 1 << 20
 
 
 def _list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _in_report_order(params: IncidenceParams) -> Iterator[dict]:
+    """Yield the report's records in report order (outcome, then strata), holding none of them in memory.
+
+    The engine yields group after group, every outcome of a group together; each
+    outcome's records go to a file of their own (JSON lines: floats round-trip exactly),
+    read back one outcome after another once the query is done.
+    """
+    index = {outcome: k for k, outcome in enumerate(params.outcomes)}
+    with ExitStack() as stack:
+        spools = [
+            stack.enter_context(tempfile.SpooledTemporaryFile(SPOOL_BYTES, mode="w+", encoding="utf-8"))
+            for _ in params.outcomes
+        ]
+        for _, row in iter_incidence(params=params):
+            spools[index[row.outcome]].write(json.dumps(result_record(row)) + "\n")
+        for spool in spools:
+            spool.seek(0)
+            for line in spool:
+                yield json.loads(line)
 
 
 class Command(BaseCommand):
@@ -58,7 +92,7 @@ class Command(BaseCommand):
                 ci_method=options["ci"],
                 clinic_ids=clinic_ids,
             )
+            incidence_run_size(params=params)
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
-        rows = compute_incidence(params=params)
-        write_csv(self.stdout, strata=params.strata, records=(result_record(row) for row in rows))
+        write_csv(self.stdout, strata=params.strata, records=_in_report_order(params))
