@@ -58,7 +58,7 @@ def import_folder(*, folder: Path, user=None, max_errors: int | None = None) -> 
                 for name, layout in layouts.items():  # reference order: what a row names is staged before it
                     for chunk in read_chunks(folder / name, SPECS[name], layout, errors, CHUNK_ROWS):
                         checker.check_chunk(name, chunk)
-                    stage.analyze(cursor, name)
+                    checker.finish_file(name)
             with timed(phases, "check across rows"):
                 checker.check_across_rows()
         except (IntegrityError, DataError) as exc:

@@ -5,8 +5,9 @@ A row is checked as the admin would check it, through the same rule functions
 import: rows of the folder replace the stored rows they name, stored rows the folder
 does not name stay. Files are read in reference order (clinics, patients, procedures,
 follow-ups, events), so what a row refers to is already staged when the row is read;
-each chunk looks up what it needs (the rows it duplicates, its patient or procedure, a
-stored event it may not change) in a few queries by key, and is then staged.
+each chunk looks up what it needs (its clinic, patient or procedure, a stored event it
+may not change) in a few queries by key, and is then staged. Once a file is staged,
+one set-wise query finds the rows that repeat an id.
 
 What depends on rows not yet read, a patient's death date against all of its procedures
 and a moved procedure against its stored events and visits, is checked once everything
@@ -70,8 +71,6 @@ class Checker:
         self.cursor = cursor
         self.errors = errors
         self.staged = {name: 0 for name in SPECS}
-        # Staged rows at which to ANALYZE next; below the first mark a scan costs little.
-        self._analyzed_at = dict.fromkeys(SPECS, 20_000)
 
     # --- reporting -------------------------------------------------------------------------
 
@@ -91,56 +90,51 @@ class Checker:
     # --- one chunk -------------------------------------------------------------------------
 
     def check_chunk(self, name: str, chunk: list) -> None:
-        """Check ``chunk`` (rows of file ``name``, in line order) and stage it; a duplicate row is left out."""
-        rows = self._without_duplicates(name, chunk)
+        """Check ``chunk`` (rows of file ``name``, in line order) and stage it."""
         {
             CLINICS: self._check_clinics,
             PATIENTS: self._check_patients,
             PROCEDURES: self._check_procedures,
             FOLLOW_UPS: self._check_visits,
             EVENTS: self._check_events,
-        }[name](rows)
-        stage.copy_rows(self.cursor, name, rows)
-        before, self.staged[name] = self.staged[name], self.staged[name] + len(rows)
-        # Without statistics the planner takes the growing staging table for a small one and
-        # scans it whole for every chunk's look-up by key (quadratic time); fresh statistics
-        # each time it doubles keep the look-ups on the index, for a few ANALYZEs in all.
-        if before < self._analyzed_at[name] <= self.staged[name]:
-            stage.analyze(self.cursor, name)
-            self._analyzed_at[name] = 2 * self.staged[name]
+        }[name](chunk)
+        stage.copy_rows(self.cursor, name, chunk)
+        self.staged[name] += len(chunk)
+
+    def finish_file(self, name: str) -> None:
+        """Report the rows of file ``name`` that repeat an earlier row's id, unstage them, and index the rest.
+
+        Set-wise, once the file is staged: one pass of a hash aggregate finds the repeated
+        ids (usually none). The first row with an id stays staged, so the files read next
+        refer to it; the others are reported at their own line.
+        """
+        spec = SPECS[name]
+        attrs = spec.key
+        table = stage.table(name)
+        columns = ", ".join(attrs)
+        repeated = f"""WITH repeated AS (
+                           SELECT {columns}, min(line) AS first FROM {table}
+                           WHERE {" AND ".join(f"{a} IS NOT NULL" for a in attrs)}
+                           GROUP BY {columns} HAVING count(*) > 1
+                       )"""  # noqa: S608 - constants
+        label = "/".join(spec.column_of[a] for a in attrs)
+        for line, first, *key in self._rows(
+            f"""{repeated} SELECT t.line, r.first, {", ".join("t." + a for a in attrs)}
+                FROM {table} t JOIN repeated r USING ({columns}) WHERE t.line > r.first ORDER BY t.line"""  # noqa: S608 - constants
+        ):
+            message = f"Duplicate {label} {'/'.join(key)!r} (first on line {first})."
+            self.errors.add(RowError(name, line, spec.column_of[attrs[0]], message))
+        self.cursor.execute(
+            f"""{repeated} DELETE FROM {table} t USING repeated r
+                WHERE ({", ".join("t." + a for a in attrs)}) = ({", ".join("r." + a for a in attrs)})
+                  AND t.line > r.first"""  # noqa: S608 - constants
+        )
+        self.staged[name] -= self.cursor.rowcount
+        stage.index(self.cursor, name)
 
     def _fetch(self, sql: str, params) -> list[tuple]:
         self.cursor.execute(sql, params)
         return self.cursor.fetchall()
-
-    def _without_duplicates(self, name: str, chunk: list) -> list:
-        spec = SPECS[name]
-        attrs = spec.key
-        keyed = [(tuple(getattr(r, a) for a in attrs), r) for r in chunk]
-        keys = [k for k in {k for k, _ in keyed} if None not in k]
-        first: dict[tuple, int] = {}
-        if keys:
-            # By the first key column only (a visit's procedure): one short array, and the few
-            # rows it returns (staged keys are unique: at most one per visit) are matched on the
-            # whole key here.
-            columns = ", ".join(attrs)
-            where = " AND ".join([f"{attrs[0]} = ANY(%s)", *(f"{a} IS NOT NULL" for a in attrs[1:])])
-            sql = f"SELECT {columns}, line FROM {stage.table(name)} WHERE {where}"  # noqa: S608 - constants
-            wanted = set(keys)
-            for *found, line in self._fetch(sql, [list({k[0] for k in keys})]):
-                if tuple(found) in wanted:
-                    first[tuple(found)] = line
-        kept = []
-        for key, r in keyed:
-            if None not in key:
-                if key in first:
-                    label = "/".join(spec.column_of[a] for a in attrs)
-                    message = f"Duplicate {label} {'/'.join(key)!r} (first on line {first[key]})."
-                    self.errors.add(RowError(name, r.line, spec.column_of[attrs[0]], message))
-                    continue
-                first[key] = r.line
-            kept.append(r)
-        return kept
 
     def _known_clinics(self, codes: set[str]) -> set[str]:
         if not codes:
@@ -156,30 +150,30 @@ class Checker:
         """Return the patients named by ``keys`` as they will be after the import: the folder's row wins."""
         if not keys:
             return {}
+        # Two look-ups by index; an anti-join here would hash the whole staging table per chunk.
         found = self._fetch(
-            """SELECT registry_id, clinic_code, birth_year, death_date FROM import_patient WHERE registry_id = ANY(%s)
+            """SELECT p.registry_id, c.code, p.birth_year, p.death_date, 0 AS staged
+               FROM registry_patient p JOIN registry_clinic c ON c.id = p.clinic_id WHERE p.registry_id = ANY(%s)
                UNION ALL
-               SELECT p.registry_id, c.code, p.birth_year, p.death_date
-               FROM registry_patient p JOIN registry_clinic c ON c.id = p.clinic_id
-               WHERE p.registry_id = ANY(%s)
-                 AND NOT EXISTS (SELECT FROM import_patient s WHERE s.registry_id = p.registry_id)""",
+               SELECT registry_id, clinic_code, birth_year, death_date, 1 FROM import_patient
+               WHERE registry_id = ANY(%s)
+               ORDER BY staged""",
             [list(keys)] * 2,
         )
-        return {key: _Patient(*values) for key, *values in found}
+        return {key: _Patient(*values) for key, *values, _staged in found}
 
     def _performed_on(self, keys: set[str]) -> dict[str, dt.date | None]:
         """Return each named procedure's date as it will be after the import (None: its date was unreadable)."""
         if not keys:
             return {}
         found = self._fetch(
-            """SELECT external_id, performed_on FROM import_procedure WHERE external_id = ANY(%s)
+            """SELECT external_id, performed_on, 0 AS staged FROM registry_procedure WHERE external_id = ANY(%s)
                UNION ALL
-               SELECT p.external_id, p.performed_on FROM registry_procedure p
-               WHERE p.external_id = ANY(%s)
-                 AND NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = p.external_id)""",
+               SELECT external_id, performed_on, 1 FROM import_procedure WHERE external_id = ANY(%s)
+               ORDER BY staged""",
             [list(keys)] * 2,
         )
-        return dict(found)
+        return {key: performed_on for key, performed_on, _staged in found}  # the staged row comes last and wins
 
     def _check_clinics(self, rows: list) -> None:
         for r in rows:

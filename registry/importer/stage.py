@@ -42,7 +42,8 @@ TABLES = {
         " causality_procedure text",
     ),
 }
-# The lookups each chunk makes by key (duplicates, references) need these indexes.
+# The look-ups of later files by key (references) and write.py's joins need these indexes,
+# built once a file is staged (cheaper than keeping them up to date through the COPY).
 _INDEXES = {
     CLINICS: ["code"],
     PATIENTS: ["registry_id"],
@@ -84,12 +85,10 @@ def create_tables(cursor) -> None:
     # transaction went on. An empty list ignores no trigger: all of them still fire.
     cursor.execute("SET LOCAL pgtrigger.ignore = '{}'")
     cursor.execute("SET LOCAL work_mem = '64MB'")  # the checks' and upserts' hash joins over staged rows
-    for name, (staging, columns) in TABLES.items():
+    for staging, columns in TABLES.values():
         # Dropped first: inside an enclosing transaction (a test) the previous import's tables live on.
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{staging}")
         cursor.execute(f"CREATE TEMP TABLE {staging} ({columns}) ON COMMIT DROP")
-        for i, key in enumerate(_INDEXES[name]):
-            cursor.execute(f"CREATE INDEX {staging}_{i} ON {staging} ({key})")
     # Procedures of the folder: the stored ones whose date moves (filled by fill_moved), and all
     # that get the full schedule (write.py).
     for staging, columns in (
@@ -119,6 +118,9 @@ def copy_rows(cursor, name: str, rows: Iterable) -> None:
             copy.write_row(_values(name, r))
 
 
-def analyze(cursor, name: str) -> None:
-    """Give the planner the staged row counts (temporary tables get no autovacuum)."""
-    cursor.execute(f"ANALYZE {table(name)}")
+def index(cursor, name: str) -> None:
+    """Index file ``name``'s staging table and give the planner its row counts (no autovacuum on temp tables)."""
+    staging = table(name)
+    for i, key in enumerate(_INDEXES[name]):
+        cursor.execute(f"CREATE INDEX {staging}_{i} ON {staging} ({key})")
+    cursor.execute(f"ANALYZE {staging}")

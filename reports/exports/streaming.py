@@ -6,8 +6,10 @@ import csv
 import io
 from collections.abc import Iterator, Sequence
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.sql.where import WhereNode
 
 from reports.export_services import export_log_finish
 from reports.exportlog import ExportLog
@@ -21,7 +23,15 @@ def compose_select(qs: QuerySet) -> str:
     psycopg quotes every value (compose_sql is its mogrify), so filter values typed by a
     user end up as literals, never as SQL.
     """
-    sql, params = qs.query.sql_with_params()
+    try:
+        sql, params = qs.query.sql_with_params()
+    except EmptyResultSet:
+        # A filter that can match nothing (an empty IN list, a value no row can hold) compiles to no
+        # SQL at all; keep the columns and select no rows, so the download is a header and nothing else.
+        query = qs.query.clone()
+        query.where = WhereNode()
+        sql, params = query.sql_with_params()
+        sql = f"SELECT * FROM ({sql}) AS nothing WHERE false"  # noqa: S608 - compiled by Django, no user text
     return connection.ops.compose_sql(sql, params)
 
 
