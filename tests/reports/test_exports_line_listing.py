@@ -173,7 +173,9 @@ def test_an_invalid_filter_answers_400_and_logs_nothing(world, root):
     assert not ExportLog.objects.exists()
 
 
-@pytest.mark.parametrize("path", ["/api/v1/exports/adverse-events.csv", "/api/v1/exports/adverse-events.deidentified.csv"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/exports/adverse-events.csv", "/api/v1/exports/adverse-events.deidentified.csv"]
+)
 def test_a_filter_no_row_can_match_gives_the_header_and_no_rows(world, root, path):
     # grade_min beyond PostgreSQL's integer range makes Django compile the filter to "nothing" (EmptyResultSet),
     # which once answered 500 (found by schemathesis).
