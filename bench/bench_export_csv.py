@@ -167,7 +167,7 @@ def child_export(token: str, url: str = URL) -> dict:
         newlines += chunk.count(b"\n")
         chunks += 1
     seconds = time.perf_counter() - started
-    from reports.exportlog import ExportLog
+    from reports.exports.models import ExportLog
 
     log = ExportLog.objects.order_by("-pk").first()
     return {
@@ -190,8 +190,8 @@ def child_copy(token: str, *, spreadsheet_safe: bool = True) -> dict:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
+    from core.dates import today
     from events.selectors import adverse_events_for_user
-    from registry.rules import today
     from reports.exports.listing import line_listing
     from reports.exports.streaming import compose_select
 

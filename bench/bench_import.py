@@ -269,7 +269,7 @@ def main() -> int:
 
 def _run(folder: Path, url: str, counts: dict[str, int], *, reimport: bool) -> int:
     rss_before = _setup(url)
-    from registry.importer import import_folder
+    from intake.importer import import_folder
     from registry.models import FollowUpVisit
 
     runs = [("import", folder)] + ([("re-import (unchanged)", folder)] if reimport else [])

@@ -221,19 +221,25 @@ def main() -> None:
     print("\n| measure | value |\n|---|---|")
     if "kill" in result:
         k = result["kill"]
-        print(f"| run killed (kill -9 of worker main and pool process) | {' x '.join(k['strata'])}, "
-              f"{k['killed_into_run_s']:.0f} s into the computation |")
+        print(
+            f"| run killed (kill -9 of worker main and pool process) | {' x '.join(k['strata'])}, "
+            f"{k['killed_into_run_s']:.0f} s into the computation |"
+        )
         print(f"| fresh worker ready after the kill | {k['fresh_worker_ready_s']:.0f} s |")
         print(f"| run queued again by the sweep, after the kill | {k['requeued_or_reclaimed_s']:.0f} s |")
-        print(f"| run succeeded, after the kill (target < 300 s) | {k['succeeded_s']:.0f} s "
-              f"({k['status']}, attempt {k['attempts']}, {k['rows']:,} rows) |")
+        print(
+            f"| run succeeded, after the kill (target < 300 s) | {k['succeeded_s']:.0f} s "
+            f"({k['status']}, attempt {k['attempts']}, {k['rows']:,} rows) |"
+        )
     if "broker_down" in result:
         b = result["broker_down"]
         posts = ", ".join(f"{status} in {seconds:.2f} s" for status, seconds, _ in b["posts"])
         print(f"| POST, broker down (one Idempotency-Key, twice) | {posts}; {b['runs_stored']} run stored |")
         print(f"| run while the broker is down | queued, published_at empty: {b['queued_unpublished_while_down']} |")
-        print(f"| published, after the broker came back ({b['down_s']:.0f} s down) | "
-              f"{b['published_after_return_s']:.0f} s |")
+        print(
+            f"| published, after the broker came back ({b['down_s']:.0f} s down) | "
+            f"{b['published_after_return_s']:.0f} s |"
+        )
         print(f"| succeeded, after the broker came back | {b['succeeded_after_return_s']:.0f} s ({b['status']}) |")
 
 

@@ -4,9 +4,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from core.api.auth import ApiTokenDetailView, ApiTokenListView, LogoutAllView, LogoutView, ObtainTokenView
 from events.api.fhir_views import FhirAdverseEventRead, FhirAdverseEventSearch
 from events.api.views import AdverseEventViewSet
-from registry.api.auth import ApiTokenDetailView, ApiTokenListView, LogoutAllView, LogoutView, ObtainTokenView
 from registry.api.views import ClinicViewSet, FollowUpVisitViewSet, PatientViewSet, ProcedureViewSet
 
 router = DefaultRouter()

@@ -8,4 +8,4 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class RegistryAdminConfig(AdminConfig):
-    default_site = "registry.admin_site.RegistryAdminSite"
+    default_site = "core.admin_site.RegistryAdminSite"

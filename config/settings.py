@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "core",
     "registry",
     "events",
+    "intake",
     "reports",
 ]
 
@@ -96,7 +97,7 @@ AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Hardening 11: axes keys on the same client address as DRF's throttles (TRUSTED_PROXY_COUNT).
-AXES_CLIENT_IP_CALLABLE = "registry.auth.client_ip_address"
+AXES_CLIENT_IP_CALLABLE = "core.auth.client_ip_address"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -187,10 +188,11 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Hardening 13: TOTP devices show this issuer in authenticator apps. Demo users (registry/demo.py)
+# Hardening 13: TOTP devices show this issuer in authenticator apps. Demo users (intake/demo.py)
 # may log in without a second factor only when OTP_EXEMPT_DEMO_USERS is set AND DEBUG is on.
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "AE registry")
 OTP_EXEMPT_DEMO_USERS = DEBUG and env_bool("OTP_EXEMPT_DEMO_USERS", False)
+OTP_DEMO_USER_CALLABLE = "intake.demo.is_demo_user"
 # A user who has no authenticator yet may set one up after the password step (first login).
 OTP_SELF_ENROLMENT = env_bool("OTP_SELF_ENROLMENT", True)
 
@@ -207,12 +209,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Hardening 10/13: knox tokens; sessions only once the second factor was given.
         "knox.auth.TokenAuthentication",
-        "registry.api.authentication.VerifiedSessionAuthentication",
+        "core.api.authentication.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.RegistryCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.RegistryCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "registry.api.openapi.RegistryAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.openapi.RegistryAutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
@@ -231,7 +233,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 DRF_STANDARDIZED_ERRORS = {
-    "EXCEPTION_HANDLER_CLASS": "registry.api.errors.RegistryExceptionHandler",
+    "EXCEPTION_HANDLER_CLASS": "core.api.errors.RegistryExceptionHandler",
     "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
 }
 _ERR = "drf_standardized_errors.openapi_serializers"
@@ -266,7 +268,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
-        "registry.api.openapi.postprocess_list_item_error_attrs",
+        "core.api.openapi.postprocess_list_item_error_attrs",
     ],
 }
 
@@ -321,6 +323,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 PGHISTORY_ADMIN_CLASS = "registry.admin.AuditEventsAdmin"
 # How long a POST's Idempotency-Key is remembered (a client's retries must fall inside it).
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+# A coordinator may mark a procedure lost to follow-up once this many contact attempts are logged on its
+# open visits (issue 9); it then leaves the overdue list and its follow-up ends at its last contact.
+FOLLOW_UP_LOST_AFTER_ATTEMPTS = env_int("FOLLOW_UP_LOST_AFTER_ATTEMPTS", 3)
 # Hardening 14: an incidence run (API, admin, compute_incidence) whose result would have more rows
 # than this is refused before it starts; a run is attempted at most REPORTS_MAX_ATTEMPTS times; a
 # run may grow its worker's address space by REPORTS_TASK_MEMORY_MB (then MemoryError; 0: no cap).

@@ -28,7 +28,7 @@ NESTED_SEPARATOR = "."  # drf-standardized-errors' attr of a nested field: "outc
 
 
 class UnstorableText(ParseError):
-    """A body that cannot be taken as it is, with ``attr`` naming where (registry.api.errors reports it)."""
+    """A body that cannot be taken as it is, with ``attr`` naming where (core.api.errors reports it)."""
 
     def __init__(self, detail: str, attr: str):
         super().__init__(detail)

@@ -44,17 +44,36 @@ class AdverseEventAdmin(ScopedAdmin):
     service_kwarg = "event"
     form = AdverseEventForm
     list_display = (
-        "external_id", "term", "category", "grade", "serious", "onset_on", "outcome",
-        "site", "cell_type", "clinic", "is_active",
+        "external_id",
+        "term",
+        "category",
+        "grade",
+        "serious",
+        "onset_on",
+        "outcome",
+        "site",
+        "cell_type",
+        "clinic",
+        "is_active",
     )
     list_filter = (
-        clinic_filter("procedure__clinic_id"), ("procedure__site", admin.ChoicesFieldListFilter),
-        ("procedure__cell_type", admin.ChoicesFieldListFilter), "category", "grade", "serious",
-        "outcome", RetractedFilter, "onset_on",
+        clinic_filter("procedure__clinic_id"),
+        ("procedure__site", admin.ChoicesFieldListFilter),
+        ("procedure__cell_type", admin.ChoicesFieldListFilter),
+        "category",
+        "grade",
+        "serious",
+        "outcome",
+        RetractedFilter,
+        "onset_on",
     )
     search_fields = (
-        "external_id", "term", "meddra_code", "procedure__external_id",
-        "procedure__patient__registry_id", "procedure__product_lot",
+        "external_id",
+        "term",
+        "meddra_code",
+        "procedure__external_id",
+        "procedure__patient__registry_id",
+        "procedure__product_lot",
     )
     autocomplete_fields = ("procedure",)
     date_hierarchy = "onset_on"
@@ -63,15 +82,30 @@ class AdverseEventAdmin(ScopedAdmin):
     fieldsets = (
         (
             "Description",
-            {"fields": ("external_id", "procedure", "category", "term", "meddra_code",
-                        ("onset_on", "onset_estimated"), "grade", "recorded_at")},
+            {
+                "fields": (
+                    "external_id",
+                    "procedure",
+                    "category",
+                    "term",
+                    "meddra_code",
+                    ("onset_on", "onset_estimated"),
+                    "grade",
+                    "recorded_at",
+                )
+            },
         ),
         (
             "Seriousness",
             {
                 "fields": (
-                    "serious", "serious_death", "serious_life_threatening", "serious_hospitalisation",
-                    "serious_disability", "serious_congenital_anomaly", "serious_medically_important",
+                    "serious",
+                    "serious_death",
+                    "serious_life_threatening",
+                    "serious_hospitalisation",
+                    "serious_disability",
+                    "serious_congenital_anomaly",
+                    "serious_medically_important",
                 ),
                 "description": "Serious exactly when at least one ICH E2B criterion holds.",
             },

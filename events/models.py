@@ -11,6 +11,14 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.models import (
+    CleanConstraintsMixin,
+    VersionedModel,
+    bump_version_trigger,
+    in_choices,
+    related_or_none,
+    visible_characters_only,
+)
 from core.text import validate_safe_free_text, validate_safe_identifier
 from events import rules
 from events.choices import (
@@ -23,15 +31,7 @@ from events.choices import (
     Outcome,
 )
 from events.validators import MEDDRA_CODE_PATTERN, validate_meddra_code
-from registry.models import (
-    CleanConstraintsMixin,
-    Procedure,
-    VersionedModel,
-    bump_version_trigger,
-    in_choices,
-    related_or_none,
-    visible_characters_only,
-)
+from registry.models import Procedure
 
 
 def new_event_id() -> str:

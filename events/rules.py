@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from core.dates import today
 from events.choices import SERIOUS_CRITERIA, Outcome
-from registry.rules import today
 
 MSG = {
     "grade": "CTCAE grade must be 1, 2, 3, 4 or 5.",

@@ -6,10 +6,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import audit_context
+from core.integrity import save_or_field_error
 from events.models import AdverseEvent
 from registry import selectors
-from registry.audit import audit_context
-from registry.integrity import save_or_field_error
 from registry.models import Procedure
 
 

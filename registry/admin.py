@@ -13,7 +13,6 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from pghistory.admin import core as pghistory_admin
 
-from events.admin_inlines import AdverseEventInline
 from registry import selectors, services
 from registry.admin_base import OverdueFilter, ScopedAdmin, clinic_filter
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
@@ -114,12 +113,24 @@ class ProcedureAdmin(ScopedAdmin):
     save_service = staticmethod(services.procedure_save)
     service_kwarg = "procedure"
     list_display = (
-        "external_id", "patient", "clinic", "performed_on", "site", "laterality",
-        "cell_source", "cell_type", "product_lot",
+        "external_id",
+        "patient",
+        "clinic",
+        "performed_on",
+        "site",
+        "laterality",
+        "cell_source",
+        "cell_type",
+        "product_lot",
     )
     list_filter = (
-        clinic_filter("clinic_id"), "site", "cell_type", "cell_source", "guidance",
-        ProcedureOverdueFilter, "performed_on",
+        clinic_filter("clinic_id"),
+        "site",
+        "cell_type",
+        "cell_source",
+        "guidance",
+        ProcedureOverdueFilter,
+        "performed_on",
     )
     search_fields = ("external_id", "patient__registry_id", "product_lot")
     autocomplete_fields = ("patient",)
@@ -130,12 +141,18 @@ class ProcedureAdmin(ScopedAdmin):
         ("Injection", {"fields": (("site", "laterality", "target"), "indication", "guidance", "operator")}),
         (
             "Cell product",
-            {"fields": (("cell_source", "cell_type", "processing"), ("cell_dose_millions", "volume_ml"),
-                        "carrier", "product_lot")},
+            {
+                "fields": (
+                    ("cell_source", "cell_type", "processing"),
+                    ("cell_dose_millions", "volume_ml"),
+                    "carrier",
+                    "product_lot",
+                )
+            },
         ),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
-    inlines = (FollowUpVisitInline, AdverseEventInline)
+    inlines = (FollowUpVisitInline,)  # intake/admin.py adds the adverse events of events/
 
 
 @admin.register(FollowUpVisit)

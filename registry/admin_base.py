@@ -11,13 +11,14 @@ import pghistory.models
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 
+from core.models import ConcurrentUpdate, VersionedModel
 from registry import selectors
-from registry.models import ConcurrentUpdate, VersionedModel
 
 
 def clinic_filter(path: str, title: str = "clinic"):
@@ -122,12 +123,23 @@ class ScopedAdmin(admin.ModelAdmin):
 
     # Limits every foreign-key picker (select, autocomplete source, raw-id lookup) to visible rows.
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        limited = scoped_choices(db_field.related_model, request.user)
+        limited = self.scoped_choices(db_field.related_model, request.user)
         if limited is not None:
             kwargs["queryset"] = limited
         if db_field.name in self.get_autocomplete_fields(request):
             kwargs["widget"] = SafeAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def scoped_choices(self, model, user):
+        """Return the rows of ``model`` that ``user`` may pick, or None if ``model`` is not clinic-scoped.
+
+        A scoped model's own admin (registered by whichever app owns it) names its selector.
+        """
+        if not self.admin_site.is_registered(model):
+            return None
+        owner = self.admin_site.get_model_admin(model)
+        selector = getattr(type(owner), "selector", None)
+        return selector(user) if selector is not None else None
 
     def has_delete_permission(self, request, obj=None):
         # Clinical data is never deleted from the data-entry screen; events are retracted.
@@ -166,7 +178,9 @@ class ScopedAdmin(admin.ModelAdmin):
             raise PermissionDenied(exc.messages) from exc
 
     def save_formset(self, request, form, formset, change):
-        service, kwarg = inline_save_service(formset.model)
+        # An inline row is saved by the service of its own model's admin, which may live in another app.
+        owner = self.admin_site.get_model_admin(formset.model)
+        service, kwarg = type(owner).save_service, owner.service_kwarg
         for instance in formset.save(commit=False):
             try:
                 service(actor=request.user, **{kwarg: instance})
@@ -183,45 +197,11 @@ class ScopedAdmin(admin.ModelAdmin):
         return super().history_view(request, object_id, extra_context=extra_context)
 
 
-
 def audit_events_for(obj) -> list:
     """Return the pghistory events of ``obj`` (who, when, what changed), oldest first."""
-    from django.contrib.auth import get_user_model
-
     events = list(pghistory.models.Events.objects.tracks(obj).order_by("pgh_created_at", "pgh_id"))
     user_ids = {(ev.pgh_context or {}).get("user") for ev in events} - {None}
     names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
     for ev in events:
         ev.actor_name = names.get((ev.pgh_context or {}).get("user"), "")
     return events
-
-
-def inline_save_service(model):
-    """Return (service, keyword) that saves an inline row of ``model``."""
-    from events.models import AdverseEvent
-    from events.services import adverse_event_save
-    from registry import services
-    from registry.models import FollowUpVisit, Procedure
-
-    return {
-        Procedure: (services.procedure_save, "procedure"),
-        FollowUpVisit: (services.visit_save, "visit"),
-        AdverseEvent: (adverse_event_save, "event"),
-    }[model]
-
-
-def scoped_choices(model, user):
-    """Return the visible rows of ``model`` for pickers, or None if it is not clinic-scoped."""
-    from events.models import AdverseEvent
-    from events.selectors import adverse_events_for_user
-    from registry.models import Clinic, FollowUpVisit, Patient, Procedure
-
-    mapping = {
-        Clinic: selectors.clinics_for_user,
-        Patient: selectors.patients_for_user,
-        Procedure: selectors.procedures_for_user,
-        FollowUpVisit: selectors.visits_for_user,
-        AdverseEvent: adverse_events_for_user,
-    }
-    selector = mapping.get(model)
-    return selector(user) if selector else None

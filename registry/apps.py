@@ -20,7 +20,3 @@ class RegistryConfig(AppConfig):
         # permissions are created by its own signal: wait for the last app's, when all exist.
         last_app = list(apps.get_app_configs())[-1]
         post_migrate.connect(_sync_roles, sender=last_app, dispatch_uid="registry_sync_roles")
-        # Hardening 10: a password change or a deactivation revokes the user's API tokens.
-        from registry.auth import connect_signals
-
-        connect_signals()

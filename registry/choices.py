@@ -105,6 +105,16 @@ class ContactMethod(models.TextChoices):
     RECORDS = "records", "Medical records"
 
 
+class ContactOutcome(models.TextChoices):
+    """What an attempt to reach a patient for an overdue visit gave (logged per visit)."""
+
+    NO_ANSWER = "no_answer", "No answer"
+    MESSAGE_LEFT = "message_left", "Message left"
+    WRONG_CONTACT = "wrong_contact", "Wrong or disconnected contact details"
+    DECLINED = "declined", "Reached, declined the visit"
+    REACHED = "reached", "Reached, visit arranged"
+
+
 # Visit label -> (days after the procedure it is due, days early allowed, days late allowed).
 # Windows widen with distance so long-term visits stay attainable.
 VISIT_SCHEDULE: dict[str, tuple[int, int, int]] = {

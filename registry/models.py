@@ -7,12 +7,22 @@ import secrets
 import pghistory
 import pgtrigger
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import ExtractYear
 
-from core.text import UNSAFE_IDENTIFIER_CLASS, validate_safe_free_text, validate_safe_identifier
+from core.models import (
+    CleanConstraintsMixin,
+    Retractable,
+    VersionedModel,
+    bump_version_trigger,
+    in_choices,
+    related_or_none,
+    retraction_has_reason,
+    visible_characters_only,
+)
+from core.text import validate_safe_free_text, validate_safe_identifier
 from registry import rules
 from registry.choices import (
     ALLOGENEIC_ONLY_CELL_TYPES,
@@ -20,6 +30,7 @@ from registry.choices import (
     CellSource,
     CellType,
     ContactMethod,
+    ContactOutcome,
     Guidance,
     Laterality,
     Processing,
@@ -41,97 +52,6 @@ def new_registry_id() -> str:
 def new_procedure_id() -> str:
     """Return a random external id for a procedure entered in the registry itself."""
     return "PR-" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
-
-
-def in_choices(field: str, choices, *, blank: bool = False) -> Q:
-    """Return a Q that holds when ``field`` carries one of the vocabulary's codes."""
-    values = list(choices.values) + ([""] if blank else [])
-    return Q(**{f"{field}__in": values})
-
-
-def visible_characters_only(field: str, *, prefix: str) -> models.CheckConstraint:
-    """Return the CHECK constraint refusing control, bidi and zero-width characters in an id or code.
-
-    validate_safe_identifier reports the same characters field by field first (Hardening 8).
-    """
-    return models.CheckConstraint(condition=~Q(**{f"{field}__regex": UNSAFE_IDENTIFIER_CLASS}), name=f"{prefix}_safe")
-
-
-def related_or_none(instance: models.Model, field: str):
-    """Return the related object, or None when it is not set yet.
-
-    On an admin add page an inline's parent is an unsaved instance: its id is None
-    but the object (with the values just typed) is cached and worth validating against.
-    """
-    try:
-        return getattr(instance, field)
-    except ObjectDoesNotExist:
-        return None
-
-
-class ConcurrentUpdate(Exception):
-    """The row changed since the version the writer read: its write would overwrite someone else's."""
-
-
-def bump_version_trigger(prefix: str) -> pgtrigger.Trigger:
-    """Return the trigger that increments ``version`` on every UPDATE, whatever issued it."""
-    return pgtrigger.Trigger(
-        name=f"{prefix}_bump_version",
-        when=pgtrigger.Before,
-        operation=pgtrigger.Update,
-        func="NEW.version := OLD.version + 1; RETURN NEW;",
-    )
-
-
-class VersionedModel(models.Model):
-    """Optimistic concurrency: every save compares the version inside its UPDATE.
-
-    ``UPDATE ... WHERE id = %s AND version = %s`` matches no row when someone else
-    wrote first, so two racing edits can never both win. The database trigger made
-    by bump_version_trigger() increments the version on every UPDATE, including
-    imports, bulk updates and raw SQL, so an ETag built on it never lies.
-    """
-
-    version = models.PositiveIntegerField(default=1, db_default=1, editable=False)
-
-    class Meta:
-        abstract = True
-
-    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
-        values = [v for v in values if v[0].attname != "version"]  # the trigger owns it
-        expected = self.version
-        updated = super()._do_update(
-            base_qs.filter(version=expected), using, pk_val, values, update_fields, forced_update
-        )
-        if updated:
-            self.version = expected + 1
-            return True
-        if base_qs.filter(pk=pk_val).exists():
-            raise ConcurrentUpdate(
-                f"{self._meta.verbose_name} {pk_val} was changed by someone else "
-                f"(version {expected} is no longer current)."
-            )
-        return False
-
-
-class CleanConstraintsMixin(models.Model):
-    """Validate single-row rules once, in clean(), with field-level messages.
-
-    Every CheckConstraint restates a rule that clean() already reports against the
-    right field, so checking them again in validate_constraints() would only
-    repeat the message as a form-wide error. Unique constraints are still checked.
-    """
-
-    class Meta:
-        abstract = True
-
-    def validate_constraints(self, exclude=None):
-        saved = self._meta.constraints
-        try:
-            self._meta.constraints = [c for c in saved if not isinstance(c, models.CheckConstraint)]
-            super().validate_constraints(exclude=exclude)
-        finally:
-            self._meta.constraints = saved
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
@@ -205,7 +125,7 @@ class Membership(CleanConstraintsMixin):
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class Patient(VersionedModel, CleanConstraintsMixin):
+class Patient(VersionedModel, Retractable, CleanConstraintsMixin):
     registry_id = models.CharField(
         max_length=40,
         unique=True,
@@ -221,6 +141,8 @@ class Patient(VersionedModel, CleanConstraintsMixin):
     consent_on = models.DateField("consent date", null=True, blank=True)
     withdrawn_on = models.DateField(null=True, blank=True)
     death_date = models.DateField(null=True, blank=True)
+    # A death date needs a fatal adverse event or a recorded cause (issue 9): "unrelated: stroke", "unknown".
+    death_cause = models.CharField(max_length=200, blank=True, db_default="", validators=[validate_safe_free_text])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -245,6 +167,7 @@ class Patient(VersionedModel, CleanConstraintsMixin):
                 name="patient_death_after_birth",
             ),
             visible_characters_only("registry_id", prefix="patient_registry_id"),
+            retraction_has_reason("patient"),
         ]
         triggers = [
             bump_version_trigger("patient"),
@@ -299,7 +222,7 @@ class Patient(VersionedModel, CleanConstraintsMixin):
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class Procedure(VersionedModel, CleanConstraintsMixin):
+class Procedure(VersionedModel, Retractable, CleanConstraintsMixin):
     external_id = models.CharField(
         "procedure id",
         max_length=64,
@@ -332,6 +255,12 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
         blank=True,
         validators=[validate_safe_identifier],
         help_text="Operator's staff code, not a name.",
+    )
+    # Lost to follow-up: set by a coordinator once enough contact attempts are logged on its visits
+    # (settings.FOLLOW_UP_LOST_AFTER_ATTEMPTS); the procedure then leaves the overdue list.
+    lost_to_follow_up_on = models.DateField(null=True, blank=True, editable=False)
+    lost_to_follow_up_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -380,6 +309,7 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
             visible_characters_only("external_id", prefix="procedure_external_id"),
             visible_characters_only("product_lot", prefix="procedure_product_lot"),
             visible_characters_only("operator", prefix="procedure_operator"),
+            retraction_has_reason("procedure"),
         ]
         triggers = [
             bump_version_trigger("procedure"),
@@ -433,9 +363,7 @@ class Procedure(VersionedModel, CleanConstraintsMixin):
         errors = rules.procedure_errors(self, patient=patient)
         if self.pk and self.performed_on and "performed_on" not in errors:
             # Moving the date later must not leave events or visits before it.
-            from events.models import AdverseEvent
-
-            if AdverseEvent.objects.filter(procedure_id=self.pk, onset_on__lt=self.performed_on).exists():
+            if self.adverse_events.filter(onset_on__lt=self.performed_on).exists():
                 errors["performed_on"] = "An adverse event of this procedure has its onset before this date."
             elif self.visits.filter(completed_on__lt=self.performed_on).exists():
                 errors["performed_on"] = "A follow-up visit of this procedure was completed before this date."
@@ -451,7 +379,7 @@ class FollowUpVisitQuerySet(models.QuerySet):
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class FollowUpVisit(VersionedModel, CleanConstraintsMixin):
+class FollowUpVisit(VersionedModel, Retractable, CleanConstraintsMixin):
     procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="visits")
     visit = models.CharField(max_length=10, choices=Visit.choices)
     due_on = models.DateField()
@@ -480,6 +408,7 @@ class FollowUpVisit(VersionedModel, CleanConstraintsMixin):
                 condition=Q(window_start__lte=models.F("due_on")) & Q(due_on__lte=models.F("window_end")),
                 name="visit_window_ordered",
             ),
+            retraction_has_reason("visit"),
         ]
         triggers = [
             bump_version_trigger("visit"),
@@ -514,25 +443,26 @@ class FollowUpVisit(VersionedModel, CleanConstraintsMixin):
             raise ValidationError(errors)
 
 
-class IdempotencyRecord(models.Model):
-    """The first response to an API POST sent with an Idempotency-Key (see registry.api.idempotency)."""
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class ContactAttempt(models.Model):
+    """One documented attempt to reach a patient about an open follow-up visit."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    method = models.CharField(max_length=8)
-    path = models.CharField(max_length=500)
-    request_hash = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField(null=True)
-    response_body = models.JSONField(null=True)
-    response_headers = models.JSONField(default=dict)
+    visit = models.ForeignKey(FollowUpVisit, on_delete=models.PROTECT, related_name="contact_attempts")
+    attempted_on = models.DateField()
+    method = models.CharField(max_length=16, choices=ContactMethod.choices)
+    outcome = models.CharField(max_length=16, choices=ContactOutcome.choices)
+    notes = models.CharField(max_length=500, blank=True, validators=[validate_safe_free_text])
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")]
-        indexes = [
-            # Nightly purge of keys older than their retention (registry.tasks.purge_idempotency_keys).
-            models.Index(fields=["created_at"], name="idempotency_created_idx"),
+        ordering = ["visit_id", "attempted_on", "id"]
+        constraints = [
+            models.CheckConstraint(condition=in_choices("method", ContactMethod), name="contact_method_valid"),
+            models.CheckConstraint(condition=in_choices("outcome", ContactOutcome), name="contact_outcome_valid"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}:{self.key}"
+        return f"{self.get_method_display()} on {self.attempted_on}: {self.get_outcome_display()}"

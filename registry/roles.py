@@ -37,9 +37,7 @@ def sync_role_groups(group_model, permission_model) -> None:
         group, _ = group_model.objects.get_or_create(name=name)
         wanted = []
         for action, app, model in perms:
-            perm = permission_model.objects.filter(
-                content_type__app_label=app, codename=f"{action}_{model}"
-            ).first()
+            perm = permission_model.objects.filter(content_type__app_label=app, codename=f"{action}_{model}").first()
             if perm is not None:  # a permission appears once its app has migrated
                 wanted.append(perm)
         group.permissions.set(wanted)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.utils import timezone
-
+from core.dates import today
 from registry.choices import (
     ALLOGENEIC_ONLY_CELL_TYPES,
     CellSource,
@@ -41,11 +40,6 @@ MSG = {
     "window_order": "Visit window must satisfy window start <= due date <= window end.",
     "completed_before_procedure": "A visit cannot be completed before the procedure date.",
 }
-
-
-def today() -> dt.date:
-    """Return today's date in the registry's time zone (settings.TIME_ZONE)."""
-    return timezone.localdate()
 
 
 def patient_errors(p) -> dict[str, str]:

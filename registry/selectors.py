@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from registry.choices import Role
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
+from registry.roles import ROLE_PERMISSIONS, ROLE_TO_GROUP
 
 _CACHE_ATTR = "_registry_clinic_scope"
 _ROLES_ATTR = "_registry_roles"
@@ -42,8 +43,6 @@ def role_permissions(user) -> frozenset[str] | None:
     The same definition the role groups are synced from (registry.roles), read from the
     membership rows clinic_scope() already loaded, so an API request spends no query on it.
     """
-    from registry.roles import ROLE_PERMISSIONS, ROLE_TO_GROUP
-
     if not user.is_authenticated or not user.is_active:
         return frozenset()
     if user.is_superuser:

@@ -9,10 +9,10 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from core.audit import audit_context as _audit
+from core.integrity import save_or_field_error
 from registry import selectors
-from registry.audit import audit_context as _audit
 from registry.choices import VISIT_SCHEDULE, visit_window
-from registry.integrity import save_or_field_error
 from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
 from registry.roles import ROLE_TO_GROUP
 

@@ -25,8 +25,8 @@ from reports.choices import (
     Trigger,
 )
 from reports.documents.views import RunDocumentsAdminMixin
-from reports.export import header, write_csv
-from reports.export_services import export_log_finish, export_log_start
+from reports.exports.incidence_csv import header, write_csv
+from reports.exports.services import export_log_finish, export_log_start
 from reports.models import IncidenceRun
 
 RESULTS_SHOWN = 2000

@@ -11,9 +11,9 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.api.idempotency import idempotent
 from registry.api.base import IDEMPOTENCY_KEY, IDEMPOTENCY_RESPONSES
-from registry.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from registry.api.idempotency import idempotent
 from reports import selectors, services
 from reports.choices import Trigger
 from reports.serializers import IncidenceRunDetailSerializer, IncidenceRunRequestSerializer, IncidenceRunSerializer

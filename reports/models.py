@@ -1,4 +1,13 @@
-"""Incidence runs and their stored results: a succeeded run is an immutable snapshot."""
+"""Incidence runs and what a succeeded run stores: an immutable snapshot.
+
+- IncidenceRun: the request, its progress and (once succeeded) its snapshot;
+- IncidenceResult: the incidence rows (strata and margins x outcomes);
+- RunCurve, RunProviderRate, RunListingRow: what the run's documents show beyond the
+  rows (Kaplan-Meier step curves, the provider comparison, the counted events), computed
+  in the same transaction as the flip to succeeded (reports.snapshot), so a document of
+  the run never changes after an edit of the registry;
+- ExportLog (reports.exports.models): who exported what.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from reports.choices import HORIZONS, CIMethod, RunStatus, Stratum, Trigger
+from reports.choices import CIMethod, RunStatus, Stratum, Trigger
+from reports.exports.models import ExportLog
 
 _FROZEN_FIELDS = (
     "strata",
@@ -22,6 +32,30 @@ _FROZEN_FIELDS = (
     "created_at",
 )
 _FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED]
+_SNAPSHOT_FUNC = """
+                IF TG_OP <> 'INSERT' AND 'succeeded' = (SELECT status FROM reports_incidencerun r
+                                                        WHERE r.id = OLD.run_id) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'restrict_violation',
+                        MESSAGE = 'Results of a succeeded incidence run cannot be changed.';
+                END IF;
+                IF TG_OP <> 'DELETE' AND 'succeeded' = (SELECT status FROM reports_incidencerun r
+                                                        WHERE r.id = NEW.run_id) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'restrict_violation',
+                        MESSAGE = 'Results of a succeeded incidence run cannot be changed.';
+                END IF;
+                IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+                RETURN NEW;
+                """
+
+
+def _snapshot_immutable(name: str) -> pgtrigger.Trigger:
+    """Return the trigger keeping a row of a succeeded run's snapshot from being added, changed or removed."""
+    return pgtrigger.Trigger(
+        name=name,
+        when=pgtrigger.Before,
+        operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
+        func=_SNAPSHOT_FUNC,
+    )
 
 
 class IncidenceRun(models.Model):
@@ -75,6 +109,11 @@ class IncidenceRun(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     row_count = models.PositiveIntegerField(default=0)
+    listing_total = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Adverse events that counted when the run succeeded; the first REPORTS_MAX_RESULT_ROWS are stored.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -123,17 +162,6 @@ class IncidenceRun(models.Model):
         return None
 
 
-def _km_fields() -> dict[str, models.Field]:
-    fields: dict[str, models.Field] = {}
-    for label, day in HORIZONS:
-        fields[f"km_cuminc_{label}"] = models.FloatField(
-            null=True, blank=True, help_text=f"Kaplan-Meier 1 - S({day}); empty when nobody was followed {day} days."
-        )
-        fields[f"km_cuminc_{label}_ci_low"] = models.FloatField(null=True, blank=True)
-        fields[f"km_cuminc_{label}_ci_high"] = models.FloatField(null=True, blank=True)
-    return fields
-
-
 class IncidenceResult(models.Model):
     """One stratum (or margin) and outcome of a run; written once, with the status flip."""
 
@@ -151,7 +179,27 @@ class IncidenceResult(models.Model):
     rate_per_100py = models.FloatField("rate per 100 person-years", null=True, blank=True)
     rate_ci_low = models.FloatField(null=True, blank=True)
     rate_ci_high = models.FloatField(null=True, blank=True)
-    locals().update(_km_fields())
+    # Kaplan-Meier 1 - S(t) at the horizons of reports.choices.HORIZONS, with the 95 % interval.
+    km_cuminc_30d = models.FloatField(
+        null=True, blank=True, help_text="Kaplan-Meier 1 - S(30); empty when nobody was followed 30 days."
+    )
+    km_cuminc_30d_ci_low = models.FloatField(null=True, blank=True)
+    km_cuminc_30d_ci_high = models.FloatField(null=True, blank=True)
+    km_cuminc_1y = models.FloatField(
+        null=True, blank=True, help_text="Kaplan-Meier 1 - S(365); empty when nobody was followed 365 days."
+    )
+    km_cuminc_1y_ci_low = models.FloatField(null=True, blank=True)
+    km_cuminc_1y_ci_high = models.FloatField(null=True, blank=True)
+    km_cuminc_2y = models.FloatField(
+        null=True, blank=True, help_text="Kaplan-Meier 1 - S(730); empty when nobody was followed 730 days."
+    )
+    km_cuminc_2y_ci_low = models.FloatField(null=True, blank=True)
+    km_cuminc_2y_ci_high = models.FloatField(null=True, blank=True)
+    km_cuminc_5y = models.FloatField(
+        null=True, blank=True, help_text="Kaplan-Meier 1 - S(1826); empty when nobody was followed 1826 days."
+    )
+    km_cuminc_5y_ci_low = models.FloatField(null=True, blank=True)
+    km_cuminc_5y_ci_high = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]
@@ -161,25 +209,7 @@ class IncidenceResult(models.Model):
         ]
         triggers = [
             # A succeeded run is a snapshot: its rows can be neither added, changed nor removed.
-            pgtrigger.Trigger(
-                name="incidenceresult_snapshot_immutable",
-                when=pgtrigger.Before,
-                operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
-                func="""
-                IF TG_OP <> 'INSERT' AND 'succeeded' = (SELECT status FROM reports_incidencerun r
-                                                        WHERE r.id = OLD.run_id) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'restrict_violation',
-                        MESSAGE = 'Results of a succeeded incidence run cannot be changed.';
-                END IF;
-                IF TG_OP <> 'DELETE' AND 'succeeded' = (SELECT status FROM reports_incidencerun r
-                                                        WHERE r.id = NEW.run_id) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'restrict_violation',
-                        MESSAGE = 'Results of a succeeded incidence run cannot be changed.';
-                END IF;
-                IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-                RETURN NEW;
-                """,
-            ),
+            _snapshot_immutable("incidenceresult_snapshot_immutable"),
         ]
 
     def __str__(self) -> str:
@@ -187,6 +217,89 @@ class IncidenceResult(models.Model):
         return f"{self.outcome} @ {where}"
 
 
-from reports.exportlog import ExportLog  # noqa: E402 - registered with the reports app
 
-__all__ = ["ExportLog", "IncidenceResult", "IncidenceRun"]
+
+
+class RunCurve(models.Model):
+    """A Kaplan-Meier step curve of a run: one outcome and stratum (each finest stratum and the overall one)."""
+
+    run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="curves")
+    position = models.PositiveIntegerField(help_text="Order of the curve in the run: outcome, then stratum.")
+    outcome = models.CharField(max_length=32)
+    stratum = models.JSONField(help_text='Stratum values by column; the overall curve carries "ALL".')
+    procedures = models.PositiveIntegerField()
+    days = ArrayField(models.IntegerField(), help_text="Days where the cumulative incidence steps, from day 0.")
+    cuminc = ArrayField(models.FloatField(), help_text="1 - S from each of those days on.")
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="runcurve_unique_position"),
+        ]
+        triggers = [_snapshot_immutable("runcurve_snapshot_immutable")]
+
+
+class RunProviderRate(models.Model):
+    """A clinic's (or the pooled, clinic "ALL") rate for one outcome of a run: the provider comparison's input."""
+
+    run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="provider_rates")
+    position = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=32)
+    clinic = models.CharField(max_length=32, help_text='Clinic code; "ALL" for the pooled row.')
+    procedures = models.PositiveIntegerField()
+    cases = models.PositiveIntegerField()
+    person_years = models.FloatField()
+    rate_per_100py = models.FloatField(null=True, blank=True)
+    rate_ci_low = models.FloatField(null=True, blank=True)
+    rate_ci_high = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="runproviderrate_unique_position"),
+        ]
+        triggers = [_snapshot_immutable("runproviderrate_snapshot_immutable")]
+
+
+class RunListingRow(models.Model):
+    """An adverse event that counted for a run, as it stood when the run succeeded (the line listing's source).
+
+    Internal ids are plain numbers, not foreign keys: the snapshot outlives edits of the
+    registry. The documents publish them only under export-local pseudonyms
+    (reports.exports.deidentified), and only the rows of clinics the reader may see.
+    """
+
+    run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="listing_rows")
+    clinic_id = models.BigIntegerField()
+    patient_id = models.BigIntegerField()
+    procedure_id = models.BigIntegerField()
+    event_id = models.BigIntegerField()
+    birth_year = models.IntegerField()
+    sex = models.TextField()
+    country = models.TextField()
+    year = models.IntegerField(help_text="Calendar year of the procedure.")
+    site = models.TextField()
+    laterality = models.TextField()
+    cell_source = models.TextField()
+    cell_type = models.TextField()
+    category = models.TextField()
+    meddra_code = models.TextField()
+    onset_day = models.IntegerField(help_text="Days from the procedure to the onset.")
+    grade = models.IntegerField()
+    serious = models.TextField()
+    serious_criteria = models.TextField()
+    causality_procedure = models.TextField()
+    causality_product = models.TextField()
+    outcome = models.TextField()
+    resolved_day = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "onset_day", "event_id"]
+        indexes = [
+            # A download reads one run's rows, limited to the reader's clinics (documents.linelisting).
+            models.Index(fields=["run", "clinic_id"], name="runlistingrow_run_clinic_idx"),
+        ]
+        triggers = [_snapshot_immutable("runlistingrow_snapshot_immutable")]
+
+
+__all__ = ["ExportLog", "IncidenceResult", "IncidenceRun", "RunCurve", "RunListingRow", "RunProviderRate"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404
 
-from registry.selectors import ALL, clinic_scope
-from reports.models import IncidenceResult, IncidenceRun
+from registry.selectors import ALL, clinic_scope, limit_to_user_clinics
+from reports.models import IncidenceResult, IncidenceRun, RunCurve, RunListingRow, RunProviderRate
 
 
 def may_use_reports(user) -> bool:
@@ -42,3 +42,18 @@ def run_for_user(user, run_id: int) -> IncidenceRun:
 def results_of_run(run: IncidenceRun) -> QuerySet[IncidenceResult]:
     """Return the stored rows of ``run`` in report order (empty unless it succeeded)."""
     return run.results.order_by("position")
+
+
+def curves_of_run(run: IncidenceRun, *, outcome: str) -> QuerySet[RunCurve]:
+    """Return the stored Kaplan-Meier curves of ``outcome`` in ``run``: every finest stratum, then the overall one."""
+    return run.curves.filter(outcome=outcome).order_by("position")
+
+
+def provider_rates_of_run(run: IncidenceRun) -> QuerySet[RunProviderRate]:
+    """Return the stored per-clinic and pooled rates of ``run`` (the provider comparison's input)."""
+    return run.provider_rates.order_by("position")
+
+
+def listing_rows_for_user(run: IncidenceRun, user) -> QuerySet[RunListingRow]:
+    """Return the stored counted events of ``run`` at the clinics ``user`` may see."""
+    return limit_to_user_clinics(RunListingRow.objects.filter(run=run), user, "clinic_id")

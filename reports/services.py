@@ -3,8 +3,9 @@
 Life of a run: ``queued`` (its task is published to the broker once the transaction
 commits; ``published_at`` records that it got there) -> claimed by a conditional UPDATE
 (``attempts`` + 1) -> ``running``, the worker stamping ``heartbeat_at`` every
-REPORTS_HEARTBEAT_SECONDS -> result rows streamed into the table in the same
-transaction as the flip to ``succeeded`` (or ``failed`` with the reason).
+REPORTS_HEARTBEAT_SECONDS -> result rows streamed into the table, and what the run's
+documents show stored with them (reports.snapshot), in the same transaction as the
+flip to ``succeeded`` (or ``failed`` with the reason).
 
 Bounds: a run whose result would exceed REPORTS_MAX_RESULT_ROWS is refused before it
 is stored (and checked again when it starts, for data entered meanwhile); the engine
@@ -43,9 +44,10 @@ from psycopg.types.json import Jsonb
 from registry.selectors import ALL, clinic_scope
 from reports.choices import DEFAULT_STRATA, CIMethod, RunStatus, Trigger
 from reports.engine import IncidenceParams, SizeEstimate, estimate_result_rows, iter_incidence
-from reports.export import result_record
+from reports.exports.incidence_csv import result_record
 from reports.models import IncidenceResult, IncidenceRun
 from reports.selectors import may_use_reports
+from reports.snapshot import run_snapshot_store
 
 log = logging.getLogger(__name__)
 
@@ -299,13 +301,19 @@ def _store(*, run: IncidenceRun, token: uuid.UUID, heartbeat: _Heartbeat) -> Non
                     raise _ClaimLost
         if pending:
             _copy_results(pending, columns=["run_id", "position", "stratum", *record])
+        # What the documents show beyond the rows, frozen with them (reports.snapshot).
+        listing_total = run_snapshot_store(run=run, params=params)
         incidence_run_stage.send(sender=IncidenceRun, stage="write", run_id=run.pk, attempt=run.attempts)
-        locked = IncidenceRun.objects.select_for_update().filter(
-            pk=run.pk, status=RunStatus.RUNNING, claim_token=token
-        )
+        locked = IncidenceRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING, claim_token=token)
         if not locked.exists():
             raise _ClaimLost
-        locked.update(status=RunStatus.SUCCEEDED, finished_at=timezone.now(), row_count=count, error="")
+        locked.update(
+            status=RunStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            row_count=count,
+            listing_total=listing_total,
+            error="",
+        )
 
 
 def incidence_run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> IncidenceRun | None:

@@ -9,13 +9,13 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from core.api.concurrency import etag_for
+from core.api.idempotency import idempotent
 from events import services
 from events.api.filters import AdverseEventFilter
 from events.api.serializers import AdverseEventSerializer, RetractionSerializer
 from events.selectors import adverse_events_for_user
 from registry.api.base import IDEMPOTENCY_KEY, ClinicalViewSet
-from registry.api.concurrency import etag_for
-from registry.api.idempotency import idempotent
 
 
 class AdverseEventViewSet(ClinicalViewSet):

@@ -16,15 +16,15 @@ from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
-from registry import selectors
-from registry.api.concurrency import check_version, etag_for, expected_version
-from registry.api.errors import (
+from core.api.concurrency import check_version, etag_for, expected_version
+from core.api.errors import (
     IdempotencyKeyReusedResponse,
     PreconditionFailedResponse,
     PreconditionRequiredResponse,
 )
-from registry.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from registry.api.idempotency import idempotent
+from core.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.api.idempotency import idempotent
+from registry import selectors
 
 
 class RegistryModelPermissions(DjangoModelPermissions):

@@ -1,5 +1,8 @@
 """Provider comparison: each clinic's rate per 100 person-years against the pooled rate.
 
+The rates are the run's own, stored with it (reports.snapshot); the control limits are
+reports.engine.stats.control_limits.
+
 Funnel-plot control limits (Spiegelhalter, "Funnel plots for comparing institutional
 performance", Stat Med 2005;24:1185-1202, appendix A.1.2): the number of cases of a
 clinic with T person-years is taken as Poisson with mean mu = pooled rate x T, where the
@@ -19,17 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from reports.choices import MARGIN, Stratum
-from reports.engine import compute_incidence
-from reports.engine.compute import DAYS_PER_YEAR
+from reports.engine.stats import control_limits, poisson_limit
 from reports.models import IncidenceRun
-from reports.selectors import results_of_run
-from reports.services import run_params
+from reports.selectors import provider_rates_of_run
+
+__all__ = ["METHOD", "ClinicRate", "Comparison", "control_limits", "poisson_limit", "provider_comparison"]
 
 PER = 100.0  # rates per 100 person-years
-LIMITS = ((0.95, 0.025, 0.975), (0.998, 0.001, 0.999))
 METHOD = (
     "Funnel plot: cases of a clinic with T person-years taken as Poisson with mean pooled rate x T; "
     "control limits are the exact Poisson quantiles with Spiegelhalter's (2005) interpolation, "
@@ -63,77 +64,16 @@ class Comparison:
     source: str  # "stored" or "computed"
 
 
-def poisson_limit(mu, p: float) -> np.ndarray:
-    """Return Spiegelhalter's interpolated Poisson quantile of probability ``p`` for means ``mu``."""
-    mu = np.asarray(mu, dtype=np.float64)
-    r = stats.poisson.ppf(p, mu)
-    upper = stats.poisson.cdf(r, mu)
-    lower = stats.poisson.cdf(r - 1, mu)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(upper > lower, (upper - p) / (upper - lower), 0.0)
-    return np.where(mu > 0, np.maximum(r - a, 0.0), 0.0)
-
-
-def control_limits(pooled_rate: float, person_years) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Return {"95": (low, high), "99.8": (low, high)} per 100 PY at each person-years value."""
-    py = np.asarray(person_years, dtype=np.float64)
-    mu = pooled_rate / PER * py
-    out = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for level, lo, hi in LIMITS:
-            key = f"{level * 100:g}"
-            out[key] = (
-                np.where(py > 0, poisson_limit(mu, lo) / py * PER, np.nan),
-                np.where(py > 0, poisson_limit(mu, hi) / py * PER, np.nan),
-            )
-    return out
-
-
-def _rows(run: IncidenceRun) -> tuple[list[dict], dict[str, dict], str]:
-    """Return (per-clinic rows, pooled row per outcome, source) as dicts of stored-result fields."""
-    keys = ("outcome", "procedures", "cases", "person_years", "rate_per_100py", "rate_ci_low", "rate_ci_high")
-    if Stratum.CLINIC in run.strata:
-        others = [s for s in run.strata if s != Stratum.CLINIC]
-        clinic_rows, pooled = [], {}
-        for r in results_of_run(run).values("stratum", *keys):
-            if any(r["stratum"][s] != MARGIN for s in others):
-                continue
-            if r["stratum"][Stratum.CLINIC] == MARGIN:
-                pooled[r["outcome"]] = r
-            else:
-                clinic_rows.append({**r, "clinic": r["stratum"][Stratum.CLINIC]})
-        return clinic_rows, pooled, "stored"
-    params = run_params(run)
-    params = type(params).build(
-        cutoff_on=params.cutoff_on,
-        strata=[Stratum.CLINIC],
-        outcomes=params.outcomes,
-        onset_window_days=params.onset_window_days,
-        ci_method=params.ci_method,
-        clinic_ids=params.clinic_ids,
-    )
-    clinic_rows, pooled = [], {}
-    for row in compute_incidence(params=params):
-        record = {
-            "outcome": row.outcome,
-            "procedures": row.procedures,
-            "cases": row.cases,
-            "person_years": row.person_days / DAYS_PER_YEAR,
-            "rate_per_100py": row.rate_per_100py,
-            "rate_ci_low": row.rate_ci_low,
-            "rate_ci_high": row.rate_ci_high,
-        }
-        clinic = dict(row.stratum)[Stratum.CLINIC]
-        if clinic == MARGIN:
-            pooled[row.outcome] = record
-        else:
-            clinic_rows.append({**record, "clinic": clinic})
-    return clinic_rows, pooled, "computed"
-
-
 def provider_comparison(run: IncidenceRun) -> list[Comparison]:
     """Return one comparison per outcome of ``run``: every clinic in its scope against the pooled rate."""
-    clinic_rows, pooled, source = _rows(run)
+    clinic_rows, pooled = [], {}
+    for r in provider_rates_of_run(run).values():
+        if r["clinic"] == MARGIN:
+            pooled[r["outcome"]] = r
+        else:
+            clinic_rows.append(r)
+    # Read from the run's own rows when it is stratified by clinic, else counted by clinic for it.
+    source = "stored" if Stratum.CLINIC in run.strata else "computed"
     out = []
     for outcome in run.outcomes:
         total = pooled.get(outcome)

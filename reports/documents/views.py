@@ -17,7 +17,7 @@ from reports.choices import HORIZONS, ExportKind, RunStatus
 from reports.documents.curves import km_curves
 from reports.documents.linelisting import line_listing
 from reports.documents.provider import provider_comparison
-from reports.export_services import export_log_finish, export_log_start
+from reports.exports.services import export_log_finish, export_log_start
 
 
 # matplotlib, reportlab and openpyxl load on the first document, not in every web worker

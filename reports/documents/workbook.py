@@ -20,7 +20,7 @@ from core.text import starts_like_formula, strip_unsafe
 from reports.documents.definitions import definitions, listing_definition
 from reports.documents.linelisting import COLUMNS as LISTING_COLUMNS
 from reports.documents.provider import Comparison
-from reports.export import header
+from reports.exports.incidence_csv import header
 from reports.exports.deidentified import Plan
 from reports.models import IncidenceRun
 

@@ -3,8 +3,11 @@
 ``iter_incidence(params=...)`` is the single code path behind stored runs (the
 Celery task, started from the admin, the API or the nightly schedule) and
 ``manage.py compute_incidence``, so they give the same numbers; it streams the rows
-in report order with flat memory. ``estimate_result_rows`` tells how many rows a
-report will have before it runs, so that too large a report is refused up front.
+in report order with flat memory. ``km_curves`` (the Kaplan-Meier step curves) and
+``counted_events_sql`` (the events a report's cases are made of) are built from the
+same per-procedure CTEs (reports.engine.sql), so documents never restate a rule.
+``estimate_result_rows`` tells how many rows a report will have before it runs, so
+that too large a report is refused up front.
 
 Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is here):
 
@@ -55,15 +58,33 @@ Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is 
   is started (reports.services.incidence_run_start).
 """
 
+from django.db import connections
+
 from reports.engine.compute import IncidenceRow, compute_incidence, iter_incidence
+from reports.engine.curves import Curve, km_curves, stratum_label
 from reports.engine.estimate import SizeEstimate, estimate_result_rows
 from reports.engine.params import IncidenceParams
+from reports.engine.sql import build_counted_events_sql
+
+
+def counted_events_sql(*, params: IncidenceParams, using: str = "default") -> str:
+    """Return the SELECT (values bound, ready to nest or COPY) of the events that count for ``params``.
+
+    Columns event_id, clinic_id, onset_on; see reports.engine.sql.build_counted_events_sql.
+    """
+    sql, args = build_counted_events_sql(params)
+    return connections[using].ops.compose_sql(sql, args)
+
 
 __all__ = [
+    "Curve",
     "IncidenceParams",
     "IncidenceRow",
     "SizeEstimate",
     "compute_incidence",
+    "counted_events_sql",
     "estimate_result_rows",
     "iter_incidence",
+    "km_curves",
+    "stratum_label",
 ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import connections, transaction
 
-from reports import stats
+from reports.engine import stats
 from reports.choices import HORIZONS, MARGIN
 from reports.engine.km import km_at_horizons, parse_days
 from reports.engine.params import IncidenceParams

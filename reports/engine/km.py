@@ -111,3 +111,25 @@ def km_at_horizons(
             at_risk=np.where(has, risk, 0),
         )
     return out
+
+
+def km_step_curve(counts: dict[int, tuple[int, int]]) -> tuple[int, list[int], list[float]]:
+    """Return (units, days, 1 - S) of the Kaplan-Meier step curve from {day: (events, censored)}.
+
+    n(t) = everyone whose time is >= t (events before censorings on the same day),
+    S(t) = prod (1 - d/n); ``days[i]`` is where 1 - S becomes ``cuminc[i]``, from day 0.
+    """
+    total = sum(e + c for e, c in counts.values())
+    at_risk, survival = total, 1.0
+    days, cuminc = [0], [0.0]
+    for day in sorted(counts):
+        events, censored = counts[day]
+        if events and at_risk > 0:
+            survival *= 1.0 - events / at_risk
+            if day == 0:
+                cuminc[0] = 1.0 - survival
+            else:
+                days.append(day)
+                cuminc.append(1.0 - survival)
+        at_risk -= events + censored
+    return total, days, cuminc

@@ -112,6 +112,70 @@ def _report_order(params: IncidenceParams, alias: str) -> list[str]:
     return keys
 
 
+# The observation end of procedure p (DESIGN.md 2), over the contact CTEs ev and vis.
+OBSERVATION_END = (
+    "LEAST(GREATEST(p.performed_on, vis.last_visit, ev.last_onset, pt.death_date), pt.withdrawn_on, %(cutoff)s::date)"
+)
+
+
+def _contact_ctes(params: IncidenceParams, args: dict) -> str:
+    """Return the CTEs ``ev`` and ``vis`` (without WITH): per procedure, the counting events' latest
+    onset and first onset per outcome (f0, f1, ...), and the latest completed visit."""
+    scope_ev = scope_vis = ""
+    if params.clinic_ids is not None:
+        args["scope"] = sorted(params.clinic_ids)
+        scoped = "(SELECT sp.id FROM registry_procedure sp WHERE sp.clinic_id = ANY(%(scope)s))"
+        scope_ev = f"AND e.procedure_id IN {scoped}"
+        scope_vis = f"AND v.procedure_id IN {scoped}"
+    firsts = ", ".join(
+        f"min(e.onset_on){_outcome_filter(outcome, k, args)} AS f{k}" for k, outcome in enumerate(params.outcomes)
+    )
+    return f"""ev AS MATERIALIZED (
+    SELECT e.procedure_id, max(e.onset_on) AS last_onset, {firsts}
+    FROM events_adverseevent e
+    WHERE e.retracted_at IS NULL {scope_ev}
+    GROUP BY e.procedure_id
+),
+vis AS MATERIALIZED (
+    SELECT v.procedure_id, max(v.completed_on) AS last_visit
+    FROM registry_followupvisit v
+    WHERE v.completed_on IS NOT NULL {scope_vis}
+    GROUP BY v.procedure_id
+)"""  # noqa: S608 - fixed fragments; values are bound
+
+
+def _per_procedure_ctes(params: IncidenceParams, args: dict) -> str:
+    """Return ``WITH ev, vis, base``: the per-procedure table every figure of a report is counted from.
+
+    ``base`` has, per procedure of the report, the stratum values s0.., ``e`` = days from
+    time zero to the observation end (floored at 0) and ``t<k>`` = days to the first
+    qualifying onset of outcome k when the procedure is a case of it, else NULL.
+    """
+    args["window"] = params.onset_window_days
+    joins, where = _procedures(params, args)
+    ks = range(len(params.outcomes))
+
+    def each(template: str) -> str:
+        return ", ".join(template.format(k=k) for k in ks)
+
+    return f"""WITH {_contact_ctes(params, args)},
+base AS MATERIALIZED (
+    SELECT {"".join(f"s{i}, " for i in range(len(params.strata)))}GREATEST(end_raw, 0) AS e,
+           {each("CASE WHEN f{k} <= LEAST(end_raw, %(window)s::int) THEN f{k} END AS t{k}")}
+    FROM (
+        SELECT {_stratum_columns(params)}
+               {OBSERVATION_END} - p.performed_on AS end_raw,
+               {each("ev.f{k} - p.performed_on AS f{k}")}
+        FROM registry_procedure p
+        {joins}
+        LEFT JOIN ev ON ev.procedure_id = p.id
+        LEFT JOIN vis ON vis.procedure_id = p.id
+        WHERE {where}
+        OFFSET 0
+    ) q
+)"""  # noqa: S608 - fixed fragments and validated indexes; values are bound
+
+
 def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
     """Return (sql, args) computing the incidence rows for ``params``, one group after another.
 
@@ -122,24 +186,14 @@ def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
     Groups come in report order, each with its outcomes in order: the report position
     of the row of group i and outcome k is k * groups + i.
     """
-    args: dict = {"window": params.onset_window_days}
+    args: dict = {}
     strata = [f"s{i}" for i in range(len(params.strata))]
     ks = list(range(len(params.outcomes)))
     cap = KM_MAX_DAY + 1
 
-    joins, where = _procedures(params, args)
-    scope_ev = scope_vis = ""
-    if params.clinic_ids is not None:
-        scoped = "(SELECT sp.id FROM registry_procedure sp WHERE sp.clinic_id = ANY(%(scope)s))"
-        scope_ev = f"AND e.procedure_id IN {scoped}"
-        scope_vis = f"AND v.procedure_id IN {scoped}"
-
     def each(template: str, sep: str = ", ") -> str:
         return sep.join(template.format(k=k) for k in ks)
 
-    firsts = ", ".join(
-        f"min(e.onset_on){_outcome_filter(outcome, k, args)} AS f{k}" for k, outcome in enumerate(params.outcomes)
-    )
     if strata:
         grouping = f"GROUPING({', '.join(strata)})"
         cube = f"CUBE ({', '.join(strata)})"
@@ -156,34 +210,7 @@ def build_incidence_sql(params: IncidenceParams) -> tuple[str, dict]:
         return " AND ".join(f"{alias}.{c} = c.{c}" for c in ["g", *strata])
 
     sql = f"""
-WITH ev AS MATERIALIZED (
-    SELECT e.procedure_id, max(e.onset_on) AS last_onset, {firsts}
-    FROM events_adverseevent e
-    WHERE e.retracted_at IS NULL {scope_ev}
-    GROUP BY e.procedure_id
-),
-vis AS MATERIALIZED (
-    SELECT v.procedure_id, max(v.completed_on) AS last_visit
-    FROM registry_followupvisit v
-    WHERE v.completed_on IS NOT NULL {scope_vis}
-    GROUP BY v.procedure_id
-),
-base AS MATERIALIZED (
-    SELECT {plain}GREATEST(end_raw, 0) AS e,
-           {each("CASE WHEN f{k} <= LEAST(end_raw, %(window)s::int) THEN f{k} END AS t{k}")}
-    FROM (
-        SELECT {_stratum_columns(params)}
-               LEAST(GREATEST(p.performed_on, vis.last_visit, ev.last_onset, pt.death_date),
-                     pt.withdrawn_on, %(cutoff)s::date) - p.performed_on AS end_raw,
-               {each("ev.f{k} - p.performed_on AS f{k}")}
-        FROM registry_procedure p
-        {joins}
-        LEFT JOIN ev ON ev.procedure_id = p.id
-        LEFT JOIN vis ON vis.procedure_id = p.id
-        WHERE {where}
-        OFFSET 0
-    ) q
-),
+{_per_procedure_ctes(params, args)},
 fine AS MATERIALIZED (
     SELECT {plain}LEAST(e, {cap}) AS t, count(*) AS ne,
            {
@@ -264,4 +291,58 @@ def build_estimate_sql(params: IncidenceParams, *, exact: bool) -> tuple[str, di
     else:
         distinct = "".join(f", count(DISTINCT {s})" for s in strata)
         sql = f"SELECT count(*){distinct} FROM ({finest}) f"  # noqa: S608 - fixed fragments
+    return sql, args
+
+
+def build_curve_points_sql(params: IncidenceParams, *, outcome: str) -> tuple[str, dict]:
+    """Return (sql, args) giving the Kaplan-Meier input of ``outcome`` at the finest strata.
+
+    Rows (s0..s{n-1}, day, events, censored), ordered: per finest stratum and day, the
+    first qualifying onsets of cases (events) and the observation ends of the others
+    (censored), from the very ``base`` the incidence rows are counted from.
+    """
+    args: dict = {}
+    k = params.outcomes.index(outcome)
+    strata = "".join(f"COALESCE(s{i}, '') AS s{i}, " for i in range(len(params.strata)))
+    plain = "".join(f"s{i}, " for i in range(len(params.strata)))
+    sql = f"""
+{_per_procedure_ctes(params, args)}
+SELECT {strata}COALESCE(t{k}, e) AS day, count(t{k}) AS events, count(*) - count(t{k}) AS censored
+FROM base
+GROUP BY {plain}COALESCE(t{k}, e)
+ORDER BY {plain}day
+"""  # noqa: S608 - fixed fragments and a validated outcome index; values are bound
+    return sql, args
+
+
+def build_counted_events_sql(params: IncidenceParams) -> tuple[str, dict]:
+    """Return (sql, args) selecting the events that count for the report of ``params``.
+
+    Rows (event_id, clinic_id, onset_on), in onset order: non-retracted events of the
+    report's procedures that qualify for at least one of its outcomes, with onset on or
+    before the procedure's observation end and within the onset window: the events a
+    case is made of (and their repeats, which add no case). Same procedures, contacts
+    and observation end as build_incidence_sql.
+    """
+    args: dict = {"window": params.onset_window_days}
+    joins, where = _procedures(params, args)
+    predicates = [outcome_predicate(o, k, args) for k, o in enumerate(params.outcomes)]
+    qualifies = "" if None in predicates else f"AND ({' OR '.join(predicates)})"
+    sql = f"""
+WITH {_contact_ctes(params, args)},
+proc AS MATERIALIZED (
+    SELECT p.id, p.clinic_id, p.performed_on, {OBSERVATION_END} - p.performed_on AS end_raw
+    FROM registry_procedure p
+    {joins}
+    LEFT JOIN ev ON ev.procedure_id = p.id
+    LEFT JOIN vis ON vis.procedure_id = p.id
+    WHERE {where}
+)
+SELECT e.id AS event_id, proc.clinic_id, e.onset_on
+FROM events_adverseevent e
+JOIN proc ON proc.id = e.procedure_id
+WHERE e.retracted_at IS NULL
+  AND e.onset_on - proc.performed_on <= LEAST(proc.end_raw, %(window)s::int) {qualifies}
+ORDER BY e.onset_on, e.id
+"""  # noqa: S608 - fixed fragments and validated indexes; values are bound
     return sql, args

@@ -14,9 +14,9 @@ from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from registry.rules import today
+from core.dates import today
 from registry.selectors import visits_for_user
-from reports.exportlog import ExportLog
+from reports.exports.models import ExportLog
 
 OVERDUE_TEMPLATE = engines["django"].from_string(
     """{% extends "admin/base_site.html" %}

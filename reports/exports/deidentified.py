@@ -141,13 +141,18 @@ def _period(start: int, width: int) -> str:
     return str(start) if width == 1 else f"{start}-{start + width - 1}"
 
 
-def _base(events: QuerySet, *, export_year: int) -> QuerySet:
-    """Return one row per counting event: internal ids, raw quasi-identifiers and the coded columns."""
-    expressions = {
+def _event_columns(*, export_year: int | None) -> dict:
+    """Return {x-name: expression over an adverse event}: internal ids, quasi-identifiers, coded columns.
+
+    ``export_year`` None keeps the birth year as stored (a run's snapshot); otherwise it is
+    top-coded as the export publishes it.
+    """
+    birth = "procedure__patient__birth_year"
+    return {
         "patient_pk": F("procedure__patient_id"),
         "procedure_pk": F("procedure_id"),
         "event_pk": F("id"),
-        "birth": TopCodedBirthYear("procedure__patient__birth_year", export_year=export_year),
+        "birth": F(birth) if export_year is None else TopCodedBirthYear(birth, export_year=export_year),
         "sex": F("procedure__patient__sex"),
         "country": F("procedure__clinic__country"),
         "year": Cast(ExtractYear("procedure__performed_on"), IntegerField()),
@@ -166,8 +171,41 @@ def _base(events: QuerySet, *, export_year: int) -> QuerySet:
         "outcome": F("outcome"),
         "resolved_day": DaysBetween(F("resolved_on"), F("procedure__performed_on")),
     }
+
+
+# The field of reports.models.RunListingRow (a run's frozen listing) holding each x-name.
+SNAPSHOT_FIELDS: dict[str, str] = {
+    "patient_pk": "patient_id",
+    "procedure_pk": "procedure_id",
+    "event_pk": "event_id",
+    "birth": "birth_year",
+    "sex": "sex",
+    "country": "country",
+    "year": "year",
+    **{name: name for name in _CODED},
+}
+
+
+def _aliased(qs: QuerySet, expressions: dict) -> QuerySet:
     aliases = {f"x_{name}": expression for name, expression in expressions.items()}
-    return events.filter(retracted_at__isnull=True).order_by().annotate(**aliases).values_list(*aliases)
+    return qs.order_by().annotate(**aliases).values_list(*aliases)
+
+
+def _base(events: QuerySet, *, export_year: int) -> QuerySet:
+    """Return one row per counting event: internal ids, raw quasi-identifiers and the coded columns."""
+    return _aliased(events.filter(retracted_at__isnull=True), _event_columns(export_year=export_year))
+
+
+def snapshot_base(events: QuerySet) -> QuerySet:
+    """Return the events as a run's snapshot stores them (x-names of SNAPSHOT_FIELDS, birth year as stored)."""
+    return _aliased(events, _event_columns(export_year=None))
+
+
+def stored_base(rows: QuerySet, *, export_year: int) -> QuerySet:
+    """Return a run's stored listing rows (reports.models.RunListingRow) as the de-identification reads them."""
+    expressions = {name: F(field) for name, field in SNAPSHOT_FIELDS.items()}
+    expressions["birth"] = TopCodedBirthYear("birth_year", export_year=export_year)
+    return _aliased(rows, expressions)
 
 
 def _cells(base_sql: str) -> dict[int, dict[tuple, tuple[int, int]]]:
@@ -246,7 +284,14 @@ def deidentified_listing(
 
     ``events`` is the user's scoped and filtered adverse events; retracted ones never count.
     """
-    base_sql = compose_select(_base(events, export_year=export_year))
+    return deidentify(
+        _base(events, export_year=export_year), min_k=min_k, max_suppressed_percent=max_suppressed_percent
+    )
+
+
+def deidentify(base: QuerySet, *, min_k: int, max_suppressed_percent: int) -> tuple[tuple[str, ...], str, Plan]:
+    """Return the columns, the SELECT and the plan publishing ``base`` (_base, stored_base) de-identified."""
+    base_sql = compose_select(base)
     decided = plan(_cells(base_sql), min_k=min_k, max_suppressed_percent=max_suppressed_percent)
     key = secrets.token_hex(16)  # never stored: the pseudonyms cannot be recomputed, even by us
 

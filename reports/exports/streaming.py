@@ -11,8 +11,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.models.sql.where import WhereNode
 
-from reports.export_services import export_log_finish
-from reports.exportlog import ExportLog
+from reports.exports.services import export_log_finish
+from reports.exports.models import ExportLog
 
 CHUNK_BYTES = 256 * 1024
 

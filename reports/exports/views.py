@@ -35,17 +35,17 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
+from core.dates import today
 from core.text import validate_safe_free_text
 from events.api.filters import AdverseEventFilter
 from events.fhir import adverse_event_resource
 from events.selectors import adverse_events_for_user
 from registry.api.base import RegistryModelPermissions
 from registry.api.filters import FollowUpVisitFilter, StrictBooleanField
-from registry.rules import today
 from registry.selectors import visits_for_user
 from reports.choices import ExportKind
-from reports.export_services import export_log_finish, export_log_start
-from reports.exportlog import ExportLog
+from reports.exports.services import export_log_finish, export_log_start
+from reports.exports.models import ExportLog
 from reports.exports import listing
 from reports.exports.deidentified import deidentified_listing
 from reports.exports.streaming import compose_select, copy_csv_stream

@@ -141,7 +141,7 @@ def test_a_user_without_staff_access_or_authenticator_needs_no_code(db):
 
 
 def test_demo_users_skip_the_code_only_when_debug_is_on(db, settings):
-    from registry.demo import DEMO_PASSWORD
+    from intake.demo import DEMO_PASSWORD
 
     demo = UserFactory(username="clinician_madrid", is_staff=True, password=DEMO_PASSWORD)
     body = {"username": demo.username, "password": DEMO_PASSWORD}

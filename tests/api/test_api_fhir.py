@@ -21,9 +21,16 @@ def test_the_validator_is_fhir_r4():
 
 def test_an_event_reads_as_a_valid_r4_adverse_event(api_alice, world):
     ae = AdverseEventFactory(
-        procedure=world["a"].procedure, category="infection", term="Septic arthritis", grade=3, serious=True,
-        serious_hospitalisation=True, outcome="recovered_with_sequelae", causality_procedure="probable",
-        causality_product="possible", meddra_code="10040047",
+        procedure=world["a"].procedure,
+        category="infection",
+        term="Septic arthritis",
+        grade=3,
+        serious=True,
+        serious_hospitalisation=True,
+        outcome="recovered_with_sequelae",
+        causality_procedure="probable",
+        causality_product="possible",
+        meddra_code="10040047",
     )
     response = api_alice.get(f"/api/fhir/AdverseEvent/{ae.pk}")
     assert response.status_code == 200

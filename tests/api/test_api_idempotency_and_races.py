@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from core.models import IdempotencyRecord
 from events.models import AdverseEvent
-from registry.models import IdempotencyRecord
 from tests.api.test_api_adverse_events import URL, new_event
 
 # As many as the outside review raced (16-way); each thread holds its own database connection.

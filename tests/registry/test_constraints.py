@@ -161,8 +161,14 @@ def test_an_adverse_event_is_never_hard_deleted(ae):
 def test_an_onset_before_enrolment_is_refused_when_entered_interactively(db):
     procedure = ProcedureFactory(performed_on=dt.date(2022, 5, 1), patient__enrolled_on=dt.date(2023, 1, 1))
     event = AdverseEvent(
-        procedure=procedure, category="infection", term="Septic arthritis", onset_on=dt.date(2022, 5, 4),
-        grade=3, serious=True, serious_hospitalisation=True, outcome="recovered",
+        procedure=procedure,
+        category="infection",
+        term="Septic arthritis",
+        onset_on=dt.date(2022, 5, 4),
+        grade=3,
+        serious=True,
+        serious_hospitalisation=True,
+        outcome="recovered",
     )
     with pytest.raises(ValidationError) as info:
         adverse_event_save(actor=None, event=event)

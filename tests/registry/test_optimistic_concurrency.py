@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from core.models import ConcurrentUpdate
 from events.models import AdverseEvent
 from events.services import adverse_event_save
-from registry.models import ConcurrentUpdate
 from tests.conftest import PASSWORD
 from tests.factories import AdverseEventFactory, ProcedureFactory
 from tests.registry.test_audit_trail import ae_form_data

@@ -20,7 +20,16 @@ def test_it_creates_the_ten_visit_schedule_with_windows():
     procedure = ProcedureFactory(performed_on=dt.date(2024, 1, 1))
     visits = {v.visit: v for v in procedure.visits.all()}
     assert list(visits) == [
-        "day_2", "week_1", "month_1", "month_3", "month_6", "year_1", "year_2", "year_3", "year_4", "year_5",
+        "day_2",
+        "week_1",
+        "month_1",
+        "month_3",
+        "month_6",
+        "year_1",
+        "year_2",
+        "year_3",
+        "year_4",
+        "year_5",
     ]
     assert visits["day_2"].due_on == dt.date(2024, 1, 3)
     assert visits["year_1"].due_on == dt.date(2024, 12, 31)

@@ -140,7 +140,7 @@ def test_without_self_enrolment_a_user_without_a_device_cannot_log_in(client, cl
 
 
 def test_demo_users_skip_the_code_in_debug_only(client, clinic_a, settings):
-    from registry.demo import DEMO_PASSWORD
+    from intake.demo import DEMO_PASSWORD
 
     demo = UserFactory(username="coordinator_madrid", password=DEMO_PASSWORD)
     services.membership_create(user=demo, role=Role.COORDINATOR, clinic=clinic_a)

@@ -9,7 +9,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from reports.export import write_csv
+from reports.exports.incidence_csv import write_csv
 from reports.services import incidence_run_execute, incidence_run_start
 
 LEADING = [

@@ -11,9 +11,10 @@ from PIL import Image
 from reports.choices import HORIZONS, MARGIN
 from reports.documents import charts
 from reports.documents.curves import km_curves, stratum_label
-from reports.documents.provider import control_limits, poisson_limit
+from reports.engine import km_curves as engine_km_curves
+from reports.engine.stats import control_limits, poisson_limit
 from reports.selectors import results_of_run
-from reports.services import incidence_run_execute, incidence_run_start
+from reports.services import incidence_run_execute, incidence_run_start, run_params
 from tests.reports.documents_data import CUTOFF
 from tests.reports.generated_registry import build_generated_registry
 
@@ -48,7 +49,7 @@ def test_the_curves_pass_through_every_stored_kaplan_meier_figure(generated_runs
     checked = 0
     for outcome in run.outcomes[:4]:
         rows = [r for r in results_of_run(run) if r.outcome == outcome]
-        curves = km_curves(run, outcome=outcome, strata=[r.stratum for r in rows])
+        curves = engine_km_curves(params=run_params(run), outcome=outcome, strata=[r.stratum for r in rows])
         for row, curve in zip(rows, curves, strict=True):
             assert curve.procedures == row.procedures
             for label, day in HORIZONS:
@@ -73,6 +74,14 @@ def test_the_default_curves_are_every_finest_stratum_and_the_overall_one(generat
     margin = next(r for r in results_of_run(run) if r.outcome == "any" and set(r.stratum.values()) == {MARGIN})
     assert overall.procedures == margin.procedures
     assert all(b >= a for a, b in zip(overall.cuminc, overall.cuminc[1:], strict=False))  # a cumulative incidence
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_stored_curves_are_the_engines_curves_of_the_run(generated_runs, which):
+    run = generated_runs[1][which]
+    for outcome in run.outcomes:
+        assert km_curves(run, outcome=outcome) == engine_km_curves(params=run_params(run), outcome=outcome)
 
 
 @pytest.mark.django_db

@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from core.dates import today
 from events.models import AdverseEvent
-from registry.rules import today
 from reports.choices import ExportKind
-from reports.exportlog import ExportLog
+from reports.exports.models import ExportLog
 from reports.exports.deidentified import COLUMNS, PERIOD_WIDTHS, QUASI_IDENTIFIERS, plan
 from reports.exports.listing import top_coded
 from tests.api.conftest import api_client_for

@@ -10,7 +10,7 @@ from fhir.resources.bundle import Bundle
 
 from events import services as event_services
 from reports.choices import ExportKind
-from reports.exportlog import ExportLog
+from reports.exports.models import ExportLog
 from tests.api import conftest as api_conftest
 from tests.api.conftest import api_client_for
 from tests.factories import AdverseEventFactory, ProcedureFactory

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 import pytest
 from django.http import StreamingHttpResponse
 
+from core.dates import today
 from events import services as event_services
-from registry.rules import today
 from reports.choices import ExportKind
-from reports.exportlog import ExportLog
+from reports.exports.models import ExportLog
 from reports.exports.listing import LINE_LISTING_COLUMNS
 from tests.api import conftest as api_conftest
 from tests.api.conftest import api_client_for

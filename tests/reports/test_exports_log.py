@@ -8,7 +8,7 @@ from django.db import DatabaseError, close_old_connections, transaction
 from pghistory.models import Events
 from rest_framework.test import APIRequestFactory, force_authenticate
 
-from reports.exportlog import ExportLog
+from reports.exports.models import ExportLog
 from reports.exports import streaming
 from reports.exports.views import AdverseEventLineListing
 from tests.api import conftest as api_conftest

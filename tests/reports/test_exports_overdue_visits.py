@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
+from core.dates import today
 from registry.models import FollowUpVisit
-from registry.rules import today
 from reports.choices import ExportKind
-from reports.exportlog import ExportLog
+from reports.exports.models import ExportLog
 from reports.exports.listing import OVERDUE_COLUMNS
 from tests.api.conftest import api_client_for
 from tests.conftest import PASSWORD

@@ -24,8 +24,8 @@ from core.text import SpreadsheetFreeText, SpreadsheetText, spreadsheet_cell, st
 from events.models import AdverseEvent
 from registry.models import FollowUpVisit
 from reports.documents.workbook import build_workbook
-from reports.export import header as header_of
-from reports.export import write_csv
+from reports.exports.incidence_csv import header as header_of
+from reports.exports.incidence_csv import write_csv
 from tests.api.conftest import api_client_for
 from tests.factories import AdverseEventFactory, ClinicFactory, PatientFactory, ProcedureFactory
 from tests.reports.documents_data import finished_run

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from reports.choices import RunStatus, Trigger
 from reports.engine import compute_incidence
-from reports.export import result_record
+from reports.exports.incidence_csv import result_record
 from reports.models import IncidenceResult, IncidenceRun
 from reports.services import (
     Sweep,
@@ -77,9 +77,7 @@ def test_the_same_task_reclaims_its_run_after_its_worker_died(queued):
     assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 2)
 
 
-def test_a_run_whose_heartbeat_is_stale_is_requeued_and_then_completed(
-    queued, django_capture_on_commit_callbacks
-):
+def test_a_run_whose_heartbeat_is_stale_is_requeued_and_then_completed(queued, django_capture_on_commit_callbacks):
     long_ago = timezone.now() - timedelta(minutes=3)
     IncidenceRun.objects.filter(pk=queued.pk).update(
         status=RunStatus.RUNNING, task_id="dead", claimed_at=long_ago, heartbeat_at=long_ago, attempts=1

@@ -33,9 +33,7 @@ from reports.services import incidence_run_start, incidence_runs_requeue_stale
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
 BROKER_URL = (
-    os.environ.get("CELERY_TEST_BROKER_URL")
-    or os.environ.get("REPORTS_TEST_BROKER_URL")
-    or "redis://127.0.0.1:6379/5"
+    os.environ.get("CELERY_TEST_BROKER_URL") or os.environ.get("REPORTS_TEST_BROKER_URL") or "redis://127.0.0.1:6379/5"
 )
 CUTOFF = dt.date(2024, 1, 1)
 ROOT = Path(settings.BASE_DIR)

@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from reports.choices import RunStatus
-from reports.exportlog import ExportLog
+from reports.exports.models import ExportLog
 from reports.models import IncidenceRun
 from tests.registry.test_admin_browser import log_in, page  # noqa: F401 - the Chromium page fixture
 from tests.reports.documents_data import build_hot_registry

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from registry.selectors import ALL, clinic_scope
 from reports.choices import CIMethod
 from reports.engine import IncidenceParams, iter_incidence
-from reports.export import result_record, write_csv
+from reports.exports.incidence_csv import result_record, write_csv
 from reports.services import incidence_run_size
 
 # Per outcome, rows kept in memory before their temporary file spills to disk.

@@ -1,0 +1,349 @@
+"""Return the errors of an import: hold each chunk of rows against the rules, stage it, then check across rows.
+
+A row is checked as the admin would check it, through the same rule functions
+(registry.rules, events.rules), against the state the registry will be in after the
+import: rows of the folder replace the stored rows they name, stored rows the folder
+does not name stay. Files are read in reference order (clinics, patients, procedures,
+follow-ups, events), so what a row refers to is already staged when the row is read;
+each chunk looks up what it needs (its clinic, patient or procedure, a stored event it
+may not change) in a few queries by key, and is then staged. Once a file is staged,
+one set-wise query finds the rows that repeat an id.
+
+What depends on rows not yet read, a patient's death date against all of its procedures
+and a moved procedure against its stored events and visits, is checked once everything
+is staged: set-wise in SQL, with the rule functions run over the rows the database
+streams back (a server-side cursor), never over a list of them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from events.choices import SERIOUS_CRITERIA
+from events.models import AdverseEvent
+from events.rules import adverse_event_errors
+from intake.importer import stage
+from intake.importer.errors import ErrorList, RowError
+from intake.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDURES, SPECS
+from registry.choices import VISIT_SCHEDULE, visit_window
+from registry.models import Clinic, FollowUpVisit
+from registry.rules import MSG, patient_errors, procedure_errors, visit_errors
+
+# The event columns a retracted event may not change (it can only be re-imported unchanged).
+_EVENT_VALUES = ("procedure_key", "category", "term", "onset_on", "grade", "serious", *SERIOUS_CRITERIA.values())
+_EVENT_VALUES += ("outcome", "resolved_on", "causality_procedure")
+_STREAM_ROWS = 2000  # rows per fetch from a server-side cursor
+
+
+@dataclass(slots=True)
+class _Patient:
+    """What the procedure rules read of a patient."""
+
+    clinic_id: str | None  # the clinic's code, as on parsed rows
+    birth_year: int | None
+    death_date: dt.date | None
+
+
+@dataclass(slots=True)
+class _StoredProcedure:
+    """A stored procedure, as the procedure rules read it."""
+
+    external_id: str
+    clinic_id: str  # the clinic's code, as on parsed rows
+    performed_on: dt.date
+    cell_source: str
+    cell_type: str
+    processing: str
+    cell_dose_millions: Decimal | None
+    volume_ml: Decimal | None
+
+
+class Checker:
+    """Checks and stages the folder's rows a chunk at a time; errors go to ``errors``, counts to ``staged``."""
+
+    def __init__(self, cursor, errors: ErrorList):
+        self.cursor = cursor
+        self.errors = errors
+        self.staged = {name: 0 for name in SPECS}
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def _report(self, file: str, row, column: str, message: str, *, unreadable: bool = False) -> None:
+        # A cell that could not be read (or names nothing) is not also blamed by a rule.
+        if column in row.refused:
+            return
+        if unreadable:
+            row.refused.add(column)
+        self.errors.add(RowError(file, row.line, column, message))
+
+    def _report_rules(self, file: str, row, found: dict[str, str], prefix: str = "") -> None:
+        column_of = SPECS[file].column_of
+        for name, message in found.items():
+            self._report(file, row, column_of.get(name, f"{name} (stored value)"), prefix + message)
+
+    # --- one chunk -------------------------------------------------------------------------
+
+    def check_chunk(self, name: str, chunk: list) -> None:
+        """Check ``chunk`` (rows of file ``name``, in line order) and stage it."""
+        {
+            CLINICS: self._check_clinics,
+            PATIENTS: self._check_patients,
+            PROCEDURES: self._check_procedures,
+            FOLLOW_UPS: self._check_visits,
+            EVENTS: self._check_events,
+        }[name](chunk)
+        stage.copy_rows(self.cursor, name, chunk)
+        self.staged[name] += len(chunk)
+
+    def finish_file(self, name: str) -> None:
+        """Report the rows of file ``name`` that repeat an earlier row's id, unstage them, and index the rest.
+
+        Set-wise, once the file is staged: one pass of a hash aggregate finds the repeated
+        ids (usually none). The first row with an id stays staged, so the files read next
+        refer to it; the others are reported at their own line.
+        """
+        spec = SPECS[name]
+        attrs = spec.key
+        table = stage.table(name)
+        columns = ", ".join(attrs)
+        repeated = f"""WITH repeated AS (
+                           SELECT {columns}, min(line) AS first FROM {table}
+                           WHERE {" AND ".join(f"{a} IS NOT NULL" for a in attrs)}
+                           GROUP BY {columns} HAVING count(*) > 1
+                       )"""  # noqa: S608 - constants
+        label = "/".join(spec.column_of[a] for a in attrs)
+        for line, first, *key in self._rows(
+            f"""{repeated} SELECT t.line, r.first, {", ".join("t." + a for a in attrs)}
+                FROM {table} t JOIN repeated r USING ({columns}) WHERE t.line > r.first ORDER BY t.line"""  # noqa: S608 - constants
+        ):
+            message = f"Duplicate {label} {'/'.join(key)!r} (first on line {first})."
+            self.errors.add(RowError(name, line, spec.column_of[attrs[0]], message))
+        self.cursor.execute(
+            f"""{repeated} DELETE FROM {table} t USING repeated r
+                WHERE ({", ".join("t." + a for a in attrs)}) = ({", ".join("r." + a for a in attrs)})
+                  AND t.line > r.first"""  # noqa: S608 - constants
+        )
+        self.staged[name] -= self.cursor.rowcount
+        stage.index(self.cursor, name)
+
+    def _fetch(self, sql: str, params) -> list[tuple]:
+        self.cursor.execute(sql, params)
+        return self.cursor.fetchall()
+
+    def _known_clinics(self, codes: set[str]) -> set[str]:
+        if not codes:
+            return set()
+        found = self._fetch(
+            """SELECT code FROM import_clinic WHERE code = ANY(%s)
+               UNION SELECT code FROM registry_clinic WHERE code = ANY(%s)""",
+            [list(codes)] * 2,
+        )
+        return {code for (code,) in found}
+
+    def _patients(self, keys: set[str]) -> dict[str, _Patient]:
+        """Return the patients named by ``keys`` as they will be after the import: the folder's row wins."""
+        if not keys:
+            return {}
+        # Two look-ups by index; an anti-join here would hash the whole staging table per chunk.
+        found = self._fetch(
+            """SELECT p.registry_id, c.code, p.birth_year, p.death_date, 0 AS staged
+               FROM registry_patient p JOIN registry_clinic c ON c.id = p.clinic_id WHERE p.registry_id = ANY(%s)
+               UNION ALL
+               SELECT registry_id, clinic_code, birth_year, death_date, 1 FROM import_patient
+               WHERE registry_id = ANY(%s)
+               ORDER BY staged""",
+            [list(keys)] * 2,
+        )
+        return {key: _Patient(*values) for key, *values, _staged in found}
+
+    def _performed_on(self, keys: set[str]) -> dict[str, dt.date | None]:
+        """Return each named procedure's date as it will be after the import (None: its date was unreadable)."""
+        if not keys:
+            return {}
+        found = self._fetch(
+            """SELECT external_id, performed_on, 0 AS staged FROM registry_procedure WHERE external_id = ANY(%s)
+               UNION ALL
+               SELECT external_id, performed_on, 1 FROM import_procedure WHERE external_id = ANY(%s)
+               ORDER BY staged""",
+            [list(keys)] * 2,
+        )
+        return {key: performed_on for key, performed_on, _staged in found}  # the staged row comes last and wins
+
+    def _check_clinics(self, rows: list) -> None:
+        for r in rows:
+            # The clinic rules live in Clinic.clean(); an unsaved instance runs them without a query.
+            try:
+                Clinic(code=r.code or "", name=r.name or "", country=r.country or "", city=r.city).clean()
+            except ValidationError as exc:
+                for name, messages in exc.message_dict.items():
+                    self._report(CLINICS, r, name, " ".join(messages))
+
+    def _check_patients(self, rows: list) -> None:
+        known = self._known_clinics({r.clinic_id for r in rows if r.clinic_id})
+        for r in rows:
+            if r.clinic_id and r.clinic_id not in known:
+                self._report(PATIENTS, r, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
+            found = patient_errors(r)
+            if found:
+                self._report_rules(PATIENTS, r, found)
+
+    def _check_procedures(self, rows: list) -> None:
+        patients = self._patients({r.patient_key for r in rows if r.patient_key})
+        known = self._known_clinics({r.clinic_id for r in rows if r.clinic_id})
+        keys = [r.external_id for r in rows if r.external_id]
+        # Not in the format: a stored procedure keeps these, and the rules must see them.
+        kept = {}
+        if keys:
+            sql = "SELECT external_id, processing, volume_ml FROM registry_procedure WHERE external_id = ANY(%s)"
+            kept = {key: values for key, *values in self._fetch(sql, [keys])}
+        for r in rows:
+            patient = patients.get(r.patient_key)
+            if r.patient_key and patient is None:
+                self._report(
+                    PROCEDURES, r, "patient_registry_id", f"Unknown patient {r.patient_key!r}.", unreadable=True
+                )
+            if r.clinic_id is None and patient is not None:
+                r.clinic_id = patient.clinic_id
+            elif r.clinic_id and r.clinic_id not in known:
+                self._report(PROCEDURES, r, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
+            if r.external_id in kept:
+                r.processing, r.volume_ml = kept[r.external_id]
+            found = procedure_errors(r, patient=patient)
+            if found:
+                self._report_rules(PROCEDURES, r, found)
+
+    def _check_visits(self, rows: list) -> None:
+        performed = self._performed_on({r.procedure_key for r in rows if r.procedure_key})
+        for r in rows:
+            if r.procedure_key and r.procedure_key not in performed:
+                self._report(FOLLOW_UPS, r, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
+            performed_on = performed.get(r.procedure_key)
+            if r.visit is not None and r.due_on is None and performed_on is not None:
+                r.due_on = performed_on + timedelta(days=VISIT_SCHEDULE[r.visit][0])
+            if r.visit is not None and r.due_on is not None:
+                r.window_start, r.window_end = visit_window(r.visit, r.due_on)
+            found = visit_errors(r, performed_on=performed_on)
+            if found:
+                self._report_rules(FOLLOW_UPS, r, found)
+
+    def _check_events(self, rows: list) -> None:
+        performed = self._performed_on({r.procedure_key for r in rows if r.procedure_key})
+        keys = [r.external_id for r in rows if r.external_id]
+        retracted = {}
+        if keys:
+            retracted = {
+                key: tuple(values)
+                for key, *values in self._fetch(
+                    f"""SELECT e.external_id, pr.external_id, {", ".join("e." + f for f in _EVENT_VALUES[1:])}
+                        FROM events_adverseevent e JOIN registry_procedure pr ON pr.id = e.procedure_id
+                        WHERE e.retracted_at IS NOT NULL AND e.external_id = ANY(%s)""",  # noqa: S608 - constants
+                    [keys],
+                )
+            }
+        for r in rows:
+            if r.procedure_key and r.procedure_key not in performed:
+                self._report(EVENTS, r, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
+            # The patient's enrolment is not looked up: allow_historical exempts imports from that rule.
+            found = adverse_event_errors(r, performed_on=performed.get(r.procedure_key), allow_historical=True)
+            if found:
+                self._report_rules(EVENTS, r, found)
+            kept = retracted.get(r.external_id)
+            if kept is not None and kept != tuple(getattr(r, name) for name in _EVENT_VALUES):
+                self._report(EVENTS, r, "event_id", "A retracted adverse event cannot be edited.")
+
+    # --- across rows, once everything is staged ----------------------------------------------
+
+    def check_across_rows(self) -> None:
+        """Check what depends on rows read after the row itself: death dates and moved procedures."""
+        stage.fill_moved(self.cursor)
+        self._check_death_dates()
+        self._check_stored_procedures_of_patients()
+        self._check_moved_procedures()
+
+    def _stream(self, sql: str, params=()):
+        """Return the rows of ``sql`` in batches, fetched from a server-side cursor so none is held in full."""
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(_STREAM_ROWS):
+                yield batch
+
+    def _rows(self, sql: str, params=()):
+        """Return the rows of ``sql`` one by one, streamed."""
+        for batch in self._stream(sql, params):
+            yield from batch
+
+    def _check_death_dates(self) -> None:
+        # Each patient of the folder against its latest procedure after the import: the
+        # folder's procedures, and its stored procedures the folder does not name.
+        for line, latest in self._rows(
+            """WITH after_import AS (
+                   SELECT s.patient_key AS registry_id, s.performed_on FROM import_procedure s
+                   WHERE s.performed_on IS NOT NULL
+                   UNION ALL
+                   SELECT pt.registry_id, pr.performed_on
+                   FROM import_patient ip JOIN registry_patient pt ON pt.registry_id = ip.registry_id
+                   JOIN registry_procedure pr ON pr.patient_id = pt.id
+                   WHERE NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = pr.external_id)
+               )
+               SELECT p.line, max(a.performed_on) FROM import_patient p
+               JOIN after_import a ON a.registry_id = p.registry_id
+               WHERE p.death_date IS NOT NULL
+               GROUP BY p.line, p.death_date HAVING max(a.performed_on) > p.death_date"""
+        ):
+            message = MSG["death_before_procedure"].format(date=latest)
+            self.errors.add(RowError(PATIENTS, line, "death_date", message))
+
+    def _check_stored_procedures_of_patients(self) -> None:
+        # The same rule that checks a procedure against its patient, read from the patient's side.
+        for line, refused, clinic, birth_year, death_date, *stored in self._rows(
+            """SELECT ip.line, ip.refused, ip.clinic_code, ip.birth_year, ip.death_date,
+                      pr.external_id, c.code, pr.performed_on, pr.cell_source, pr.cell_type, pr.processing,
+                      pr.cell_dose_millions, pr.volume_ml
+               FROM import_patient ip JOIN registry_patient pt ON pt.registry_id = ip.registry_id
+               JOIN registry_procedure pr ON pr.patient_id = pt.id JOIN registry_clinic c ON c.id = pr.clinic_id
+               WHERE NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = pr.external_id)"""
+        ):
+            procedure = _StoredProcedure(*stored)
+            found = procedure_errors(procedure, patient=_Patient(clinic, birth_year, death_date))
+            prefix = f"Stored procedure {procedure.external_id}: "
+            if "clinic" in found and "clinic_code" not in refused:
+                self.errors.add(RowError(PATIENTS, line, "clinic_code", prefix + found["clinic"]))
+            if found.get("performed_on") == MSG["procedure_before_birth"]:
+                self.errors.add(RowError(PATIENTS, line, "birth_year", prefix + found["performed_on"]))
+            # A procedure after the death date is reported by _check_death_dates.
+
+    def _check_moved_procedures(self) -> None:
+        """Hold the stored events and completed visits the folder does not name against their procedure's new date."""
+        moved = "FROM import_moved s {join} WHERE NOT EXISTS ({named})"
+        events = moved.format(
+            join="JOIN events_adverseevent x ON x.procedure_id = s.procedure_id",
+            named="SELECT FROM import_event n WHERE n.external_id = x.external_id",
+        )
+        for batch in self._stream(f"SELECT s.line, s.performed_on, x.id {events} ORDER BY s.line, x.external_id"):
+            # The rule reads the stored event itself, a batch of them at a time.
+            stored = AdverseEvent.objects.in_bulk([pk for _line, _date, pk in batch])
+            for line, performed_on, pk in batch:
+                event = stored[pk]
+                found = adverse_event_errors(event, performed_on=performed_on, allow_historical=True)
+                if "onset_on" in found:
+                    message = f"Stored adverse event {event.external_id}: {found['onset_on']}"
+                    self.errors.add(RowError(PROCEDURES, line, "performed_on", message))
+        # Open visits are not checked: they move with the procedure (write.py reschedules them).
+        visits = moved.format(
+            join="JOIN registry_followupvisit x ON x.procedure_id = s.procedure_id AND x.completed_on IS NOT NULL",
+            named="SELECT FROM import_visit n WHERE n.procedure_key = s.external_id AND n.visit = x.visit",
+        )
+        for batch in self._stream(f"SELECT s.line, s.performed_on, x.id {visits} ORDER BY s.line, x.due_on"):
+            stored = FollowUpVisit.objects.in_bulk([pk for _line, _date, pk in batch])
+            for line, performed_on, pk in batch:
+                visit = stored[pk]
+                found = visit_errors(visit, performed_on=performed_on)
+                if "completed_on" in found:
+                    message = f"Stored follow-up visit {visit.visit}: {found['completed_on']}"
+                    self.errors.add(RowError(PROCEDURES, line, "performed_on", message))
