@@ -112,7 +112,7 @@ def generate(folder: Path, procedures: int, seed: int) -> dict[str, int]:
         withdrawn = ""
         if rnd.random() < 0.03:
             withdrawn = min(today, enrolled + dt.timedelta(days=rnd.randrange(30, 900))).isoformat()
-        patients.append((f"P-{p:09d}", clinic, enrolled))
+        patients.append((f"P-{p:09d}", clinic, enrolled, withdrawn))
         sex = rnd.choice("FFFMMMXU")
         out.writerow([f"P-{p:09d}", clinic, sex, rnd.randrange(1940, 2001), enrolled.isoformat(), withdrawn, ""])
     counts["patients"] = n_patients
@@ -127,10 +127,12 @@ def generate(folder: Path, procedures: int, seed: int) -> dict[str, int]:
     weights = [CATEGORIES[c][0] for c in categories]
     event_no = 0
     for i, p in enumerate(owner):
-        registry_id, clinic, enrolled = patients[p]
+        registry_id, clinic, enrolled, withdrawn = patients[p]
         # Some procedures predate enrolment: clinics migrating their history.
         offset = rnd.randrange(-400, 0) if rnd.random() < 0.05 else rnd.randrange(0, 60)
         performed = min(today, max(first, enrolled + dt.timedelta(days=offset)))
+        if withdrawn and performed.isoformat() > withdrawn:  # no procedure after withdrawal (issue 9)
+            performed = dt.date.fromisoformat(withdrawn)
         cell_type = rnd.choice(CELL_TYPES)
         source = "allogeneic" if cell_type in ("umbilical_cord_msc", "amniotic") else "autologous"
         site = rnd.choice(SITES)

@@ -256,6 +256,9 @@ def load_registry(url: str, n: int, seed: int = 7) -> dict:
             "serious": np.where(serious, "t", "f"),
             "serious_hospitalisation": np.where(serious, "t", "f"),
             "outcome": np.where(grade == 5, "fatal", "recovered"),
+            # A recovered event has its resolution date (a CHECK since issue 9); no draw, so the data stay the same.
+            "resolved_on": pd.Series(np.where(grade == 5, np.datetime64("NaT"), onset + np.timedelta64(7, "D")))
+            .dt.strftime("%Y-%m-%d"),
             "retracted_at": np.where(retracted, stamp, None),
             "retraction_reason": np.where(retracted, "bench", ""),
             "updated_at": stamp,

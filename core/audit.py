@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import pghistory
-from pghistory import runtime
 
 
-def audit_context(actor, action: str):
+@contextlib.contextmanager
+def audit_context(actor, action: str) -> Iterator:
     """Return a context manager that attributes the writes inside it to ``actor`` and ``action``.
 
     When an outer context is already open (the request middleware, an import, a
@@ -16,10 +17,13 @@ def audit_context(actor, action: str):
     outer context row, so a nested service must only fill what is missing rather
     than overwrite the user or action the caller recorded.
     """
-    current = getattr(runtime._tracker, "value", None)
-    if current is not None:
-        if actor is not None:
-            current.metadata.setdefault("user", actor.pk)
-        current.metadata.setdefault("action", action)
-        return contextlib.nullcontext(current)
-    return pghistory.context(user=getattr(actor, "pk", None), action=action)
+    # Entering pghistory.context() without metadata is pghistory's public way to join the
+    # open context (it adds nothing to it) or to open one; either way it yields that
+    # context, whose metadata this fills without overwriting. Passing user/action to
+    # pghistory.context() itself would overwrite an outer context's values.
+    with pghistory.context() as current:
+        metadata = current.metadata
+        if metadata.get("user") is None:
+            metadata["user"] = getattr(actor, "pk", None)
+        metadata.setdefault("action", action)
+        yield current

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 
+from core.rules import CATALOGUE
+
 UNIQUE_VIOLATION = "23505"
 CHECK_VIOLATION = "23514"
 
@@ -17,9 +19,10 @@ def _diag(exc: IntegrityError):
 def save_or_field_error(instance: models.Model, **save_kwargs) -> None:
     """Save ``instance``; a unique or check violation becomes a ValidationError.
 
-    full_clean() already checked the same rules, so this only fires when another
-    transaction won a race in between (two clients creating the same event id at
-    the same instant, say): the loser gets a 400 naming the field, not a 500.
+    full_clean() and the services already checked the same rules, so this only fires when
+    another transaction won a race in between (two clients creating the same event id at
+    the same instant, a death date entered while a later procedure is saved): the loser
+    gets a 400 naming the field, with the rule's message from core.rules, not a 500.
     """
     try:
         with transaction.atomic():
@@ -35,6 +38,10 @@ def save_or_field_error(instance: models.Model, **save_kwargs) -> None:
                     ) from exc
             raise ValidationError({NON_FIELD_ERRORS: "This record already exists."}, code="unique") from exc
         if sqlstate == CHECK_VIOLATION:
+            # A CheckConstraint or a trigger named after a catalogued rule: that rule's field and message.
+            broken = CATALOGUE.get(constraint or "")
+            if broken is not None:
+                raise ValidationError(broken.error(), code=broken.code) from exc
             message = str(getattr(exc.__cause__.diag, "message_primary", "") or exc)
             raise ValidationError({NON_FIELD_ERRORS: message}, code="invalid") from exc
         raise

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pgtrigger
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
-from django.db import models
-from django.db.models import Q
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import DatabaseError, models, router, transaction
+from django.db.models import Q, signals
 
 from core.text import UNSAFE_IDENTIFIER_CLASS, validate_safe_free_text
 
@@ -55,12 +55,18 @@ def bump_version_trigger(prefix: str) -> pgtrigger.Trigger:
 
 
 class VersionedModel(models.Model):
-    """Optimistic concurrency: every save compares the version inside its UPDATE.
+    """Optimistic concurrency: every save of a stored row compares the version inside its UPDATE.
 
     ``UPDATE ... WHERE id = %s AND version = %s`` matches no row when someone else
     wrote first, so two racing edits can never both win. The database trigger made
     by bump_version_trigger() increments the version on every UPDATE, including
     imports, bulk updates and raw SQL, so an ETag built on it never lies.
+
+    save_base() issues that UPDATE itself through the public QuerySet.update(), as
+    healthchecks does, so nothing depends on Django's private save steps; save() still
+    prepares the instance (related fields, update_fields, deferred fields) as Django does,
+    and pre_save/post_save are sent as Django sends them. Inserts are Django's own. A
+    versioned model has no multi-table parent (one table, one UPDATE).
     """
 
     version = models.PositiveIntegerField(default=1, db_default=1, editable=False)
@@ -68,19 +74,64 @@ class VersionedModel(models.Model):
     class Meta:
         abstract = True
 
-    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
-        values = [v for v in values if v[0].attname != "version"]  # the trigger owns it
-        expected = self.version
-        updated = super()._do_update(
-            base_qs.filter(version=expected), using, pk_val, values, update_fields, forced_update
+    def save_base(self, raw=False, force_insert=False, force_update=False, using=None, update_fields=None):
+        meta = self._meta
+        if force_insert or self.pk is None or (self._state.adding and meta.pk.has_default()):
+            # An INSERT has no version to compare: Django's own path.
+            return super().save_base(
+                raw=raw, force_insert=force_insert, force_update=force_update, using=using, update_fields=update_fields
+            )
+        if meta.concrete_model._meta.parents:
+            raise TypeError(f"{meta.label}: a VersionedModel cannot have a multi-table parent.")
+        origin = type(self)
+        using = using or router.db_for_write(origin, instance=self)
+        signals.pre_save.send(sender=origin, instance=self, raw=raw, using=using, update_fields=update_fields)
+        with transaction.mark_for_rollback_on_error(using=using):
+            created = not self._update_if_current(raw=raw, using=using, update_fields=update_fields)
+            if created:
+                if force_update or update_fields:
+                    # Django's own refusal of a forced update that found no row.
+                    raise DatabaseError(
+                        "Save with update_fields did not affect any rows."
+                        if update_fields
+                        else "Forced update did not affect any rows."
+                    )
+                # The row was deleted meanwhile: Django inserts it again, and so does this.
+                meta.concrete_model._base_manager.using(using).bulk_create([self])
+        self._state.db = using
+        self._state.adding = False
+        signals.post_save.send(
+            sender=origin, instance=self, created=created, update_fields=update_fields, raw=raw, using=using
         )
-        if updated:
-            self.version = expected + 1
+
+    save_base.alters_data = True
+
+    def _update_if_current(self, *, raw: bool, using: str, update_fields) -> bool:
+        """Return True when the stored row at this version took the values; False when no row has this id.
+
+        Raises ConcurrentUpdate when the row exists at another version.
+        """
+        model = self._meta.concrete_model
+        fields = [
+            f
+            for f in self._meta.concrete_fields
+            # The trigger owns the version; update_fields names fields or their attnames, as in Django.
+            if not f.primary_key and not f.generated and f.attname != "version"
+            and (update_fields is None or f.name in update_fields or f.attname in update_fields)
+        ]  # fmt: skip
+        # pre_save() stamps auto_now fields, as Django's own UPDATE does (a raw save stores what it is given).
+        values = {f.attname: getattr(self, f.attname) if raw else f.pre_save(self, False) for f in fields}
+        rows = model._base_manager.using(using).filter(pk=self.pk, version=self.version)
+        if not values:  # nothing to write (update_fields named only the version): no UPDATE, no new version
+            if rows.exists():
+                return True
+        elif rows.update(**values):
+            self.version += 1
             return True
-        if base_qs.filter(pk=pk_val).exists():
+        if model._base_manager.using(using).filter(pk=self.pk).exists():
             raise ConcurrentUpdate(
-                f"{self._meta.verbose_name} {pk_val} was changed by someone else "
-                f"(version {expected} is no longer current)."
+                f"{self._meta.verbose_name} {self.pk} was changed by someone else "
+                f"(version {self.version} is no longer current)."
             )
         return False
 
@@ -97,12 +148,26 @@ class CleanConstraintsMixin(models.Model):
         abstract = True
 
     def validate_constraints(self, exclude=None):
-        saved = self._meta.constraints
-        try:
-            self._meta.constraints = [c for c in saved if not isinstance(c, models.CheckConstraint)]
-            super().validate_constraints(exclude=exclude)
-        finally:
-            self._meta.constraints = saved
+        # Model.validate_constraints() less the CHECK constraints, through the public
+        # BaseConstraint.validate(): the model's shared _meta is only read, so concurrent
+        # validations in a threaded server cannot see each other's state.
+        using = router.db_for_write(type(self), instance=self)
+        errors = {}
+        for model_class, constraints in self.get_constraints():
+            for constraint in constraints:
+                if isinstance(constraint, models.CheckConstraint):
+                    continue
+                try:
+                    constraint.validate(model_class, self, exclude=exclude, using=using)
+                except ValidationError as exc:
+                    # As Django files them: a one-field unique clash under its field, the rest form-wide.
+                    fields = getattr(constraint, "fields", ())
+                    if getattr(exc, "code", None) == "unique" and len(fields) == 1:
+                        errors.setdefault(fields[0], []).append(exc)
+                    else:
+                        errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
 
 class Retractable(models.Model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
@@ -12,35 +11,16 @@ from events import services
 from events.admin_inlines import AdverseEventForm
 from events.models import AdverseEvent
 from events.selectors import adverse_events_for_user
-from registry.admin_base import ScopedAdmin, clinic_filter
-
-
-class RetractionForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Why the event is withdrawn (duplicate, wrong patient, not an adverse event...).",
-    )
-
-
-class RetractedFilter(admin.SimpleListFilter):
-    title = "retracted"
-    parameter_name = "retracted"
-
-    def lookups(self, request, model_admin):
-        return [("no", "Active"), ("yes", "Retracted")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(retracted_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(retracted_at__isnull=True)
-        return queryset
+from registry.admin_base import RetractionAdminMixin, RetractionForm, ScopedAdmin, clinic_filter
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(ScopedAdmin):
+class AdverseEventAdmin(RetractionAdminMixin, ScopedAdmin):
+    retract_service = staticmethod(services.adverse_event_retract)
+    restore_service = staticmethod(services.adverse_event_restore)
     selector = staticmethod(adverse_events_for_user)
     save_service = staticmethod(services.adverse_event_save)
+    check_service = staticmethod(services.adverse_event_check)
     service_kwarg = "event"
     form = AdverseEventForm
     list_display = (
@@ -64,8 +44,7 @@ class AdverseEventAdmin(ScopedAdmin):
         "grade",
         "serious",
         "outcome",
-        RetractedFilter,
-        "onset_on",
+        "onset_on",  # RetractionAdminMixin adds the retracted filter (active rows by default)
     )
     search_fields = (
         "external_id",

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from events.models import AdverseEvent
+from registry.admin import procedure_frozen
 
 RETRACTED_FROZEN = "This adverse event is retracted and can no longer be edited."
 
@@ -69,6 +70,13 @@ class AdverseEventInline(admin.StackedInline):
         "retraction_state",
     )
     readonly_fields = ("retraction_state",)
+
+    # ``obj`` is the procedure: no event is added to or changed under a retracted procedure or patient.
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and not procedure_frozen(obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not procedure_frozen(obj)
 
     @admin.display(description="retraction")
     def retraction_state(self, obj):

@@ -16,9 +16,9 @@ from core.models import (
     VersionedModel,
     bump_version_trigger,
     in_choices,
-    related_or_none,
     visible_characters_only,
 )
+from core.rules import trigger_raise
 from core.text import validate_safe_free_text, validate_safe_identifier
 from events import rules
 from events.choices import (
@@ -138,8 +138,10 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
                 condition=in_choices("action_taken", ActionTaken, blank=True), name="ae_action_taken_valid"
             ),
             models.CheckConstraint(
-                condition=(Q(serious=True) & _ANY_CRITERION) | (Q(serious=False) & ~_ANY_CRITERION),
-                name="ae_serious_iff_criterion",
+                condition=Q(serious=False) | _ANY_CRITERION, name=rules.SERIOUS_WITHOUT_CRITERION.code
+            ),
+            models.CheckConstraint(
+                condition=Q(serious=True) | ~_ANY_CRITERION, name=rules.CRITERION_WITHOUT_SERIOUS.code
             ),
             models.CheckConstraint(
                 condition=~Q(outcome=Outcome.FATAL) | Q(grade=5) | Q(serious_death=True),
@@ -154,6 +156,14 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
                 name="ae_resolved_not_before_onset",
             ),
             models.CheckConstraint(
+                condition=~Q(outcome__in=list(rules.RECOVERED)) | Q(resolved_on__isnull=False),
+                name=rules.RECOVERED_NEEDS_RESOLUTION.code,
+            ),
+            models.CheckConstraint(
+                condition=~Q(outcome=Outcome.NOT_RECOVERED) | Q(resolved_on__isnull=True),
+                name=rules.NOT_RECOVERED_UNRESOLVED.code,
+            ),
+            models.CheckConstraint(
                 condition=Q(retracted_at__isnull=True) | ~Q(retraction_reason=""),
                 name="ae_retraction_has_reason",
             ),
@@ -166,18 +176,31 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
         triggers = [
             bump_version_trigger("ae"),
             pgtrigger.Protect(name="ae_never_hard_deleted", operation=pgtrigger.Delete),
+            # Backstop of rules.adverse_event_across_errors() (events.services checks first, field by field).
+            # A retracted event constrains nothing: it can always be retracted, and restoring re-checks it.
             pgtrigger.Trigger(
-                name="ae_onset_not_before_procedure",
+                name="ae_matches_procedure_and_patient",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert | pgtrigger.Update,
-                func="""
-                IF NEW.onset_on < (SELECT performed_on FROM registry_procedure WHERE id = NEW.procedure_id) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'ae_onset_not_before_procedure',
-                        MESSAGE = 'Onset date cannot be before the procedure date.';
+                condition=pgtrigger.Q(new__retracted_at__isnull=True),
+                func=f"""
+                DECLARE performed date; died date;
+                BEGIN
+                SELECT p.performed_on, pt.death_date INTO performed, died
+                FROM registry_procedure p JOIN registry_patient pt ON pt.id = p.patient_id
+                WHERE p.id = NEW.procedure_id;
+                IF NEW.onset_on < performed THEN
+                    {trigger_raise(rules.ONSET_BEFORE_PROCEDURE)}
+                END IF;
+                IF NEW.onset_on > died THEN
+                    {trigger_raise(rules.ONSET_AFTER_DEATH)}
+                END IF;
+                IF NEW.outcome = 'fatal' AND died IS NULL THEN
+                    {trigger_raise(rules.FATAL_NEEDS_DEATH_DATE)}
                 END IF;
                 RETURN NEW;
-                """,
+                END;
+                """,  # noqa: S608 - the rule catalogue's constants
             ),
         ]
 
@@ -189,15 +212,7 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
         return self.retracted_at is not None
 
     def clean(self):
-        procedure = related_or_none(self, "procedure")
-        # An onset already on record (say, an imported historical event) may stay
-        # where it is when other fields are corrected.
-        onset_unchanged = bool(self.pk) and type(self).objects.filter(pk=self.pk, onset_on=self.onset_on).exists()
-        errors = rules.adverse_event_errors(
-            self,
-            performed_on=procedure.performed_on if procedure else None,
-            enrolled_on=procedure.patient.enrolled_on if procedure else None,
-            allow_historical=onset_unchanged,
-        )
+        # Own fields only; events.services holds the event against its procedure and patient.
+        errors = rules.adverse_event_errors(self)
         if errors:
             raise ValidationError(errors)

@@ -1,7 +1,9 @@
-"""Return the validation errors of an adverse event, field by field.
+"""Return the validation errors of an adverse event, field by field: the one statement of each rule.
 
-Model.clean() (admin, API) and the CSV importer both call adverse_event_errors();
-the CheckConstraints on the model restate the single-row rules in the database.
+As registry.rules, in the same catalogue (core.rules): adverse_event_errors() holds the
+event's own fields (Model.clean(), backed by CheckConstraints named after the codes);
+adverse_event_across_errors() holds it against its procedure and patient (the services and,
+set-wise, the importer; backed by triggers raising the codes).
 """
 
 from __future__ import annotations
@@ -9,62 +11,128 @@ from __future__ import annotations
 import datetime as dt
 
 from core.dates import today
+from core.rules import add, rule
 from events.choices import SERIOUS_CRITERIA, Outcome
 
-MSG = {
-    "grade": "CTCAE grade must be 1, 2, 3, 4 or 5.",
-    "onset_future": "Onset date cannot be in the future.",
-    "onset_before_procedure": "Onset date cannot be before the procedure date ({date}).",
-    "onset_before_enrolment": (
-        "Onset date is before the patient's enrolment ({date}); historical events are loaded by import."
-    ),
-    "resolved_before_onset": "Resolution date cannot be before the onset date.",
-    "resolved_future": "Resolution date cannot be in the future.",
-    "serious_without_criterion": "A serious event needs at least one seriousness criterion.",
-    "criterion_without_serious": "An event meeting a seriousness criterion must be marked serious.",
-    "fatal_needs_grade_5": "A fatal outcome needs CTCAE grade 5 or the 'results in death' criterion.",
-    "grade_5_needs_fatal": "CTCAE grade 5 (death) requires the outcome 'fatal'.",
-    "death_needs_fatal": "The 'results in death' criterion requires the outcome 'fatal'.",
-    "retraction_reason": "A retraction needs a reason.",
-}
+RECOVERED = (Outcome.RECOVERED, Outcome.RECOVERED_WITH_SEQUELAE)
+
+# --- the event's own fields (CheckConstraints of the same name) --------------------------------
+GRADE = rule("ae_grade_1_to_5", "grade", "CTCAE grade must be 1, 2, 3, 4 or 5.")
+ONSET_FUTURE = rule("ae_onset_not_in_future", "onset_on", "Onset date cannot be in the future.")
+RESOLVED_FUTURE = rule("ae_resolved_not_in_future", "resolved_on", "Resolution date cannot be in the future.")
+RESOLVED_BEFORE_ONSET = rule(
+    "ae_resolved_not_before_onset", "resolved_on", "Resolution date cannot be before the onset date."
+)
+RECOVERED_NEEDS_RESOLUTION = rule(
+    "ae_recovered_needs_resolution", "resolved_on", "A recovered outcome needs the resolution date."
+)
+NOT_RECOVERED_UNRESOLVED = rule(
+    "ae_not_recovered_unresolved",
+    "outcome",
+    "An event with a resolution date cannot have the outcome 'not recovered'.",
+)
+SERIOUS_WITHOUT_CRITERION = rule(
+    "ae_serious_needs_criterion", "serious", "A serious event needs at least one seriousness criterion."
+)
+CRITERION_WITHOUT_SERIOUS = rule(
+    "ae_criterion_needs_serious", "serious", "An event meeting a seriousness criterion must be marked serious."
+)
+FATAL_NEEDS_GRADE_5 = rule(
+    "ae_fatal_needs_grade5_or_death",
+    "outcome",
+    "A fatal outcome needs CTCAE grade 5 or the 'results in death' criterion.",
+)
+GRADE_5_NEEDS_FATAL = rule("ae_grade5_is_fatal", "grade", "CTCAE grade 5 (death) requires the outcome 'fatal'.")
+DEATH_NEEDS_FATAL = rule(
+    "ae_death_criterion_is_fatal", "outcome", "The 'results in death' criterion requires the outcome 'fatal'."
+)
+RETRACTION_REASON = rule("ae_retraction_has_reason", "retraction_reason", "A retraction needs a reason.")
+
+# --- against the procedure and the patient (triggers raising the same code) --------------------
+ONSET_BEFORE_PROCEDURE = rule(
+    "ae_onset_not_before_procedure", "onset_on", "Onset date cannot be before the procedure date.", "{date}"
+)
+# Interactive entry only (no database backstop): imports load historical events.
+ONSET_BEFORE_ENROLMENT = rule(
+    "ae_onset_not_before_enrolment",
+    "onset_on",
+    "Onset date is before the patient's enrolment; historical events are loaded by import.",
+    "{date}",
+)
+ONSET_AFTER_DEATH = rule(
+    "ae_onset_not_after_death", "onset_on", "Onset date cannot be after the patient's death date.", "{date}"
+)
+FATAL_NEEDS_DEATH_DATE = rule(
+    "ae_fatal_needs_death_date",
+    "outcome",
+    "A fatal outcome needs the patient's death date: record the death date first.",
+)
+LAST_FATAL_EXPLAINS_DEATH = rule(
+    "ae_outcome_keeps_death_explained",
+    "outcome",
+    "This is the patient's only fatal event: record a cause of death on the patient before changing the outcome.",
+)
 
 
-def adverse_event_errors(
-    ae, *, performed_on: dt.date | None, enrolled_on: dt.date | None = None, allow_historical: bool = False
-) -> dict[str, str]:
-    """Return {field: message} for an adverse event of a procedure performed on ``performed_on``.
-
-    Interactive entry (admin, API) records events prospectively: an onset before the
-    patient's enrolment in the registry is refused. ``allow_historical`` is the
-    importer's only exemption, for clinics migrating years of spreadsheets whose
-    patients were enrolled after their procedures.
-    """
+def adverse_event_errors(ae) -> dict[str, str]:
+    """Return {field: message} for an adverse event's own fields."""
     errors: dict[str, str] = {}
     if ae.grade is not None and ae.grade not in (1, 2, 3, 4, 5):
-        errors["grade"] = MSG["grade"]
-    if ae.onset_on is not None:
-        if ae.onset_on > today():
-            errors["onset_on"] = MSG["onset_future"]
-        elif performed_on is not None and ae.onset_on < performed_on:
-            errors["onset_on"] = MSG["onset_before_procedure"].format(date=performed_on)
-        elif not allow_historical and enrolled_on is not None and ae.onset_on < enrolled_on:
-            errors["onset_on"] = MSG["onset_before_enrolment"].format(date=enrolled_on)
+        add(errors, GRADE)
+    if ae.onset_on is not None and ae.onset_on > today():
+        add(errors, ONSET_FUTURE)
     if ae.resolved_on is not None:
         if ae.resolved_on > today():
-            errors["resolved_on"] = MSG["resolved_future"]
+            add(errors, RESOLVED_FUTURE)
         elif ae.onset_on is not None and ae.resolved_on < ae.onset_on:
-            errors["resolved_on"] = MSG["resolved_before_onset"]
+            add(errors, RESOLVED_BEFORE_ONSET)
+        if ae.outcome == Outcome.NOT_RECOVERED:
+            add(errors, NOT_RECOVERED_UNRESOLVED)
+    elif ae.outcome in RECOVERED:
+        add(errors, RECOVERED_NEEDS_RESOLUTION)
     any_criterion = any(getattr(ae, f) for f in SERIOUS_CRITERIA.values())
     if ae.serious and not any_criterion:
-        errors["serious"] = MSG["serious_without_criterion"]
+        add(errors, SERIOUS_WITHOUT_CRITERION)
     elif any_criterion and not ae.serious:
-        errors["serious"] = MSG["criterion_without_serious"]
+        add(errors, CRITERION_WITHOUT_SERIOUS)
     if ae.outcome == Outcome.FATAL and ae.grade != 5 and not ae.serious_death:
-        errors["outcome"] = MSG["fatal_needs_grade_5"]
-    elif ae.grade == 5 and ae.outcome != Outcome.FATAL and "grade" not in errors:
-        errors["grade"] = MSG["grade_5_needs_fatal"]
+        add(errors, FATAL_NEEDS_GRADE_5)
+    elif ae.grade == 5 and ae.outcome != Outcome.FATAL:
+        add(errors, GRADE_5_NEEDS_FATAL)
     elif ae.serious_death and ae.outcome != Outcome.FATAL:
-        errors["outcome"] = MSG["death_needs_fatal"]
+        add(errors, DEATH_NEEDS_FATAL)
     if ae.retracted_at is not None and not (ae.retraction_reason or "").strip():
-        errors["retraction_reason"] = MSG["retraction_reason"]
+        add(errors, RETRACTION_REASON)
+    return errors
+
+
+def adverse_event_across_errors(
+    ae,
+    *,
+    performed_on: dt.date | None,
+    death_date: dt.date | None,
+    enrolled_on: dt.date | None = None,
+    allow_historical: bool = False,
+    was_only_unexplained_fatal: bool = False,
+) -> dict[str, str]:
+    """Return {field: message} for an adverse event held against its procedure and its patient.
+
+    Interactive entry (admin, API) records events prospectively: an onset before the
+    patient's enrolment in the registry is refused. ``allow_historical`` is the exemption
+    of imports (clinics migrating years of spreadsheets) and of an onset already on record.
+    ``was_only_unexplained_fatal``: the stored event is the patient's only fatal one and the
+    patient has a death date without a recorded cause.
+    """
+    errors: dict[str, str] = {}
+    if ae.onset_on is not None and ae.onset_on <= today():
+        if performed_on is not None and ae.onset_on < performed_on:
+            add(errors, ONSET_BEFORE_PROCEDURE, date=performed_on)
+        elif not allow_historical and enrolled_on is not None and ae.onset_on < enrolled_on:
+            add(errors, ONSET_BEFORE_ENROLMENT, date=enrolled_on)
+        if death_date is not None and ae.onset_on > death_date:
+            add(errors, ONSET_AFTER_DEATH, date=death_date)
+    if ae.retracted_at is None and ae.outcome == Outcome.FATAL and death_date is None:
+        add(errors, FATAL_NEEDS_DEATH_DATE)
+    if was_only_unexplained_fatal and (ae.outcome != Outcome.FATAL or ae.retracted_at is not None):
+        add(errors, LAST_FATAL_EXPLAINS_DEATH)
     return errors

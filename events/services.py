@@ -8,8 +8,11 @@ from django.utils import timezone
 
 from core.audit import audit_context
 from core.integrity import save_or_field_error
+from events import rules
+from events.choices import Outcome
 from events.models import AdverseEvent
 from registry import selectors
+from registry import services as registry_services
 from registry.models import Procedure
 
 
@@ -18,6 +21,40 @@ def _require_procedure(actor, procedure_id) -> Procedure:
     if actor is not None and not selectors.can_write_clinic(actor, procedure.clinic_id):
         raise PermissionDenied("You may not write data of this clinic.")
     return procedure
+
+
+def adverse_event_check(*, event: AdverseEvent, stored: AdverseEvent | None = None) -> None:
+    """Return None when the event agrees with its procedure and patient; else raise ValidationError (by field).
+
+    ``stored``: the event as stored (locked by the caller), looked up when not given. The admin
+    calls this while validating its form (registry.admin_base); adverse_event_save under its lock.
+    """
+    if stored is None and event.pk:
+        stored = AdverseEvent.objects.filter(pk=event.pk).first()
+    procedure = event.procedure
+    patient = procedure.patient
+    was_only_unexplained_fatal = (
+        stored is not None
+        and stored.outcome == Outcome.FATAL
+        and stored.retracted_at is None
+        and patient.death_date is not None
+        and not patient.death_cause.strip()
+        and not AdverseEvent.objects.active()
+        .filter(procedure__patient_id=patient.pk, outcome=Outcome.FATAL)
+        .exclude(pk=stored.pk)
+        .exists()
+    )
+    errors = rules.adverse_event_across_errors(
+        event,
+        performed_on=procedure.performed_on,
+        death_date=patient.death_date,
+        enrolled_on=patient.enrolled_on,
+        # An onset already on record (say, an imported historical event) may stay where it is.
+        allow_historical=stored is not None and stored.onset_on == event.onset_on,
+        was_only_unexplained_fatal=was_only_unexplained_fatal,
+    )
+    if errors:
+        raise ValidationError(errors)
 
 
 def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
@@ -29,12 +66,14 @@ def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
     if actor is not None and not selectors.can_write_clinic(actor, event.procedure.clinic_id):
         raise PermissionDenied("You may not write data of this clinic.")
     with transaction.atomic(), audit_context(actor, "adverse_event_save"):
+        stored = None
         if event.pk:
             stored = AdverseEvent.objects.select_for_update().get(pk=event.pk)
             _require_procedure(actor, stored.procedure_id)
             if stored.retracted_at is not None:
-                raise ValidationError("A retracted adverse event cannot be edited.")
+                raise ValidationError(registry_services.RETRACTED_FROZEN.format(kind=AdverseEvent._meta.verbose_name))
         event.full_clean()
+        adverse_event_check(event=event, stored=stored)
         save_or_field_error(event)
     return event
 
@@ -60,3 +99,13 @@ def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> Adverse
         locked.save(update_fields=["retracted_at", "retracted_by", "retraction_reason", "updated_at"])
     event.refresh_from_db()
     return event
+
+
+# --- Restore (issue 9): a registry administrator undoes a retraction, as for patients, procedures, visits.
+
+
+def adverse_event_restore(*, actor, event: AdverseEvent) -> AdverseEvent:
+    """Return the adverse event with its retraction cleared: it counts again (registry administrators only)."""
+    return registry_services.retracted_row_restore(
+        actor=actor, model=AdverseEvent, row=event, action="adverse_event_restore"
+    )

@@ -460,11 +460,12 @@ def demo_patient_create(
                 event_services.adverse_event_save(actor=None, event=event)
                 summary.created[f"events:{category}"] += 1
     if death is not None:
+        # As a clinic enters a death: the date with its cause first (a fatal outcome needs the date), then the event.
         fatal = _fatal_event(rng, procedure=procedures[-1], death_date=death, related=related_death)
+        patient.death_date, patient.death_cause = death, fatal.term
+        services.patient_save(actor=None, patient=patient)
         event_services.adverse_event_save(actor=None, event=fatal)
         summary.created[f"events:{fatal.category}"] += 1
-        patient.death_date = death
-        services.patient_save(actor=None, patient=patient)
         summary.created["deaths"] += 1
     if index % 50 == 17:  # a few mistaken reports, retracted with a reason rather than deleted
         term, reason = RETRACTIONS[(index // 50) % len(RETRACTIONS)]

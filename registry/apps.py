@@ -1,11 +1,11 @@
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
+from registry.roles import sync_role_groups
+
 
 def _sync_roles(sender, **kwargs):
-    from django.contrib.auth.models import Group, Permission
-
-    from registry.roles import sync_role_groups
+    from django.contrib.auth.models import Group, Permission  # models: importable only once apps are ready
 
     sync_role_groups(Group, Permission)
 

@@ -18,10 +18,10 @@ from core.models import (
     VersionedModel,
     bump_version_trigger,
     in_choices,
-    related_or_none,
     retraction_has_reason,
     visible_characters_only,
 )
+from core.rules import trigger_raise
 from core.text import validate_safe_free_text, validate_safe_identifier
 from registry import rules
 from registry.choices import (
@@ -166,41 +166,61 @@ class Patient(VersionedModel, Retractable, CleanConstraintsMixin):
                 condition=Q(death_date__isnull=True) | Q(birth_year__lte=ExtractYear("death_date")),
                 name="patient_death_after_birth",
             ),
+            models.CheckConstraint(
+                condition=Q(death_date__isnull=True) | Q(death_date__gte=models.F("enrolled_on")),
+                name=rules.DEATH_BEFORE_ENROLLED.code,
+            ),
             visible_characters_only("registry_id", prefix="patient_registry_id"),
             retraction_has_reason("patient"),
         ]
         triggers = [
             bump_version_trigger("patient"),
-            # Cross-row rule: procedures stay at the clinic where they were performed.
+            # Backstops of rules.patient_across_errors() (registry.services checks first, field by field).
             pgtrigger.Trigger(
                 name="patient_clinic_keeps_procedures",
                 when=pgtrigger.Before,
                 operation=pgtrigger.UpdateOf("clinic_id"),
                 condition=pgtrigger.Q(old__clinic__df=pgtrigger.F("new__clinic")),
-                func="""
+                func=f"""
                 IF EXISTS (SELECT 1 FROM registry_procedure p WHERE p.patient_id = NEW.id) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'patient_clinic_keeps_procedures',
-                        MESSAGE = 'A patient with procedures cannot move to another clinic.';
+                    {trigger_raise(rules.CLINIC_KEEPS_PROCEDURES)}
                 END IF;
                 RETURN NEW;
-                """,
+                """,  # noqa: S608 - the rule catalogue's constants
             ),
-            # Cross-row rule: a death date before one of the patient's procedures is unstorable.
+            # Retracted adverse events constrain nothing (events.rules reads the same way).
             pgtrigger.Trigger(
-                name="patient_death_not_before_procedures",
+                name="patient_dates_match_its_rows",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Update,
-                condition=pgtrigger.Q(new__death_date__isnull=False),
-                func="""
-                IF EXISTS (SELECT 1 FROM registry_procedure p
-                           WHERE p.patient_id = NEW.id AND p.performed_on > NEW.death_date) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'patient_death_not_before_procedures',
-                        MESSAGE = 'Death date cannot be before a procedure of this patient.';
+                condition=pgtrigger.Q(old__death_date__df=pgtrigger.F("new__death_date"))
+                | pgtrigger.Q(old__withdrawn_on__df=pgtrigger.F("new__withdrawn_on")),
+                func=f"""
+                IF NEW.death_date IS NOT NULL THEN
+                    IF EXISTS (SELECT 1 FROM registry_procedure p
+                               WHERE p.patient_id = NEW.id AND p.performed_on > NEW.death_date) THEN
+                        {trigger_raise(rules.DEATH_BEFORE_PROCEDURE)}
+                    END IF;
+                    IF EXISTS (SELECT 1 FROM registry_procedure p JOIN registry_followupvisit v ON v.procedure_id = p.id
+                               WHERE p.patient_id = NEW.id AND v.completed_on > NEW.death_date) THEN
+                        {trigger_raise(rules.DEATH_BEFORE_VISIT)}
+                    END IF;
+                    IF EXISTS (SELECT 1 FROM registry_procedure p JOIN events_adverseevent e ON e.procedure_id = p.id
+                               WHERE p.patient_id = NEW.id AND e.retracted_at IS NULL
+                                 AND e.onset_on > NEW.death_date) THEN
+                        {trigger_raise(rules.DEATH_BEFORE_ONSET)}
+                    END IF;
+                ELSIF EXISTS (SELECT 1 FROM registry_procedure p JOIN events_adverseevent e ON e.procedure_id = p.id
+                              WHERE p.patient_id = NEW.id AND e.retracted_at IS NULL AND e.outcome = 'fatal') THEN
+                    {trigger_raise(rules.DEATH_KEPT_FOR_FATAL_EVENT)}
+                END IF;
+                IF NEW.withdrawn_on IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM registry_procedure p WHERE p.patient_id = NEW.id AND p.performed_on > NEW.withdrawn_on
+                ) THEN
+                    {trigger_raise(rules.WITHDRAWN_BEFORE_PROCEDURE)}
                 END IF;
                 RETURN NEW;
-                """,
+                """,  # noqa: S608 - the rule catalogue's constants
             ),
         ]
 
@@ -208,15 +228,8 @@ class Patient(VersionedModel, Retractable, CleanConstraintsMixin):
         return self.registry_id
 
     def clean(self):
+        # Own fields only; registry.services holds the patient against its other rows.
         errors = rules.patient_errors(self)
-        if self.pk and self.clinic_id and "clinic" not in errors:
-            moved = Patient.objects.filter(pk=self.pk).exclude(clinic_id=self.clinic_id).exists()
-            if moved and self.procedures.exists():
-                errors["clinic"] = "A patient with procedures cannot move to another clinic."
-        if self.pk and self.death_date and "death_date" not in errors:
-            latest = self.procedures.filter(performed_on__gt=self.death_date).order_by("-performed_on").first()
-            if latest:
-                errors["death_date"] = rules.MSG["death_before_procedure"].format(date=latest.performed_on)
         if errors:
             raise ValidationError(errors)
 
@@ -313,43 +326,41 @@ class Procedure(VersionedModel, Retractable, CleanConstraintsMixin):
         ]
         triggers = [
             bump_version_trigger("procedure"),
-            # Cross-row rules: same clinic as the patient; not after death or before birth.
+            # Backstop of rules.procedure_across_errors() (registry.services checks first, field by field).
             pgtrigger.Trigger(
                 name="procedure_matches_patient",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert | pgtrigger.Update,
-                func="""
+                func=f"""
                 DECLARE pat RECORD;
                 BEGIN
-                SELECT clinic_id, death_date, birth_year INTO pat FROM registry_patient WHERE id = NEW.patient_id;
+                SELECT clinic_id, death_date, withdrawn_on, birth_year INTO pat
+                FROM registry_patient WHERE id = NEW.patient_id;
                 IF pat.clinic_id IS DISTINCT FROM NEW.clinic_id THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'procedure_clinic_matches_patient',
-                        MESSAGE = 'The procedure''s clinic must be the patient''s clinic.';
+                    {trigger_raise(rules.CLINIC_MISMATCH)}
                 END IF;
-                IF pat.death_date IS NOT NULL AND NEW.performed_on > pat.death_date THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'procedure_not_after_death',
-                        MESSAGE = 'Procedure date cannot be after the patient''s death date.';
+                IF NEW.performed_on > pat.death_date THEN
+                    {trigger_raise(rules.PROCEDURE_AFTER_DEATH)}
                 END IF;
-                IF TG_OP = 'UPDATE' AND NEW.performed_on > OLD.performed_on AND (
-                    EXISTS (SELECT 1 FROM events_adverseevent e
-                            WHERE e.procedure_id = NEW.id AND e.onset_on < NEW.performed_on)
-                    OR EXISTS (SELECT 1 FROM registry_followupvisit v
-                               WHERE v.procedure_id = NEW.id AND v.completed_on < NEW.performed_on)
-                ) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'procedure_not_after_its_events',
-                        MESSAGE = 'Procedure date cannot be after an onset or a completed visit of this procedure.';
+                IF NEW.performed_on > pat.withdrawn_on THEN
+                    {trigger_raise(rules.PROCEDURE_AFTER_WITHDRAWAL)}
+                END IF;
+                IF TG_OP = 'UPDATE' AND NEW.performed_on > OLD.performed_on THEN
+                    IF EXISTS (SELECT 1 FROM events_adverseevent e WHERE e.procedure_id = NEW.id
+                               AND e.retracted_at IS NULL AND e.onset_on < NEW.performed_on) THEN
+                        {trigger_raise(rules.PROCEDURE_AFTER_ONSET)}
+                    END IF;
+                    IF EXISTS (SELECT 1 FROM registry_followupvisit v
+                               WHERE v.procedure_id = NEW.id AND v.completed_on < NEW.performed_on) THEN
+                        {trigger_raise(rules.PROCEDURE_AFTER_VISIT)}
+                    END IF;
                 END IF;
                 IF EXTRACT(YEAR FROM NEW.performed_on) < pat.birth_year THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'procedure_not_before_birth',
-                        MESSAGE = 'Procedure date cannot be before the patient''s birth year.';
+                    {trigger_raise(rules.PROCEDURE_BEFORE_BIRTH)}
                 END IF;
                 RETURN NEW;
                 END;
-                """,
+                """,  # noqa: S608 - the rule catalogue's constants
             ),
         ]
 
@@ -357,25 +368,32 @@ class Procedure(VersionedModel, Retractable, CleanConstraintsMixin):
         return f"{self.external_id}: {self.get_site_display()} {self.get_cell_type_display()} on {self.performed_on}"
 
     def clean(self):
-        patient = related_or_none(self, "patient")
-        if patient is not None and self.clinic_id is None:
-            self.clinic = patient.clinic
-        errors = rules.procedure_errors(self, patient=patient)
-        if self.pk and self.performed_on and "performed_on" not in errors:
-            # Moving the date later must not leave events or visits before it.
-            if self.adverse_events.filter(onset_on__lt=self.performed_on).exists():
-                errors["performed_on"] = "An adverse event of this procedure has its onset before this date."
-            elif self.visits.filter(completed_on__lt=self.performed_on).exists():
-                errors["performed_on"] = "A follow-up visit of this procedure was completed before this date."
+        # Own fields only; registry.services holds the procedure against its patient, events and visits.
+        errors = rules.procedure_errors(self)
         if errors:
             raise ValidationError(errors)
 
 
 class FollowUpVisitQuerySet(models.QuerySet):
     def overdue(self, on=None):
-        """Return visits not completed whose window closed before ``on`` (default today)."""
+        """Return the visits to chase on ``on`` (default today): not completed, window closed before ``on``.
+
+        Nobody chases a visit entered in error (the visit, its procedure or its patient retracted), a
+        patient who had died or withdrawn by ``on``, or a procedure a coordinator had marked lost to
+        follow-up by ``on`` (DESIGN.md 1). Death, withdrawal and the lost mark count from their dates, so a
+        past day's list still shows the visits that were chased that day.
+        """
         on = on or rules.today()
-        return self.filter(completed_on__isnull=True, window_end__lt=on)
+        return self.filter(
+            Q(procedure__patient__death_date__isnull=True) | Q(procedure__patient__death_date__gt=on),
+            Q(procedure__patient__withdrawn_on__isnull=True) | Q(procedure__patient__withdrawn_on__gt=on),
+            Q(procedure__lost_to_follow_up_on__isnull=True) | Q(procedure__lost_to_follow_up_on__gt=on),
+            completed_on__isnull=True,
+            window_end__lt=on,
+            retracted_at__isnull=True,
+            procedure__retracted_at__isnull=True,
+            procedure__patient__retracted_at__isnull=True,
+        )
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
@@ -412,19 +430,27 @@ class FollowUpVisit(VersionedModel, Retractable, CleanConstraintsMixin):
         ]
         triggers = [
             bump_version_trigger("visit"),
+            # Backstop of rules.visit_across_errors() (registry.services checks first, field by field).
             pgtrigger.Trigger(
-                name="visit_not_before_procedure",
+                name="visit_dates_match",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert | pgtrigger.Update,
                 condition=pgtrigger.Q(new__completed_on__isnull=False),
-                func="""
-                IF NEW.completed_on < (SELECT performed_on FROM registry_procedure WHERE id = NEW.procedure_id) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'check_violation',
-                        CONSTRAINT = 'visit_completed_not_before_procedure',
-                        MESSAGE = 'A visit cannot be completed before the procedure date.';
+                func=f"""
+                DECLARE performed date; died date;
+                BEGIN
+                SELECT p.performed_on, pt.death_date INTO performed, died
+                FROM registry_procedure p JOIN registry_patient pt ON pt.id = p.patient_id
+                WHERE p.id = NEW.procedure_id;
+                IF NEW.completed_on < performed THEN
+                    {trigger_raise(rules.COMPLETED_BEFORE_PROCEDURE)}
+                END IF;
+                IF NEW.completed_on > died THEN
+                    {trigger_raise(rules.COMPLETED_AFTER_DEATH)}
                 END IF;
                 RETURN NEW;
-                """,
+                END;
+                """,  # noqa: S608 - the rule catalogue's constants
             ),
         ]
 
@@ -436,9 +462,8 @@ class FollowUpVisit(VersionedModel, Retractable, CleanConstraintsMixin):
         return self.completed_on is None and self.window_end is not None and self.window_end < rules.today()
 
     def clean(self):
-        procedure = related_or_none(self, "procedure")
-        performed_on = procedure.performed_on if procedure else None
-        errors = rules.visit_errors(self, performed_on=performed_on)
+        # Own fields only; registry.services holds the visit against its procedure and patient.
+        errors = rules.visit_errors(self)
         if errors:
             raise ValidationError(errors)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from core.dates import today
 from registry.choices import Role
-from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
+from registry.models import Clinic, ContactAttempt, FollowUpVisit, Membership, Patient, Procedure
 from registry.roles import ROLE_PERMISSIONS, ROLE_TO_GROUP
 
 _CACHE_ATTR = "_registry_clinic_scope"
 _ROLES_ATTR = "_registry_roles"
+_MEMBERSHIPS_ATTR = "_registry_memberships"
 ALL = None  # scope value meaning "every clinic"
 
 
@@ -34,6 +36,7 @@ def clinic_scope(user) -> frozenset[int] | None:
         scope = frozenset(clinic_id for _, clinic_id in rows if clinic_id is not None)
     setattr(user, _CACHE_ATTR, scope)
     setattr(user, _ROLES_ATTR, frozenset(role for role, _ in rows))
+    setattr(user, _MEMBERSHIPS_ATTR, frozenset(rows))
     return scope
 
 
@@ -60,11 +63,14 @@ def is_registry_admin(user) -> bool:
     return clinic_scope(user) is ALL
 
 
-def user_roles(user) -> set[str]:
-    """Return the roles ``user`` holds anywhere."""
-    if not user.is_authenticated:
-        return set()
-    return set(Membership.objects.filter(user=user).values_list("role", flat=True))
+def is_coordinator_of(user, clinic_id: int | None) -> bool:
+    """Return True when ``user`` coordinates the clinic ``clinic_id`` or is a registry administrator.
+
+    Coordinators, not clinicians, decide that a patient is lost to follow-up (DESIGN.md 1).
+    """
+    if clinic_scope(user) is ALL:
+        return True
+    return clinic_id is not None and (Role.COORDINATOR, clinic_id) in getattr(user, _MEMBERSHIPS_ATTR, ())
 
 
 def limit_to_user_clinics(qs: QuerySet, user, clinic_path: str) -> QuerySet:
@@ -99,8 +105,9 @@ def procedures_for_user(user) -> QuerySet[Procedure]:
 
 def visits_for_user(user) -> QuerySet[FollowUpVisit]:
     """Return the follow-up visits ``user`` may see."""
+    # The patient comes along: whether a visit is chased depends on its death and withdrawal dates.
     return limit_to_user_clinics(
-        FollowUpVisit.objects.select_related("procedure__clinic"), user, "procedure__clinic_id"
+        FollowUpVisit.objects.select_related("procedure__clinic", "procedure__patient"), user, "procedure__clinic_id"
     )
 
 
@@ -114,7 +121,37 @@ def filter_overdue(queryset: QuerySet, *, overdue: bool, visit_id_field: str) ->
     """Return the rows of ``queryset`` with (or without) a follow-up visit past its window.
 
     ``visit_id_field`` is the visit column naming the row: "pk" for visits themselves,
-    "procedure_id" for procedures. Used by the admin's and the API's overdue filters.
+    "procedure_id" for procedures. Used by the admin's and the API's overdue filters; what counts as
+    overdue (not retracted, patient alive and enrolled, not lost to follow-up) is FollowUpVisitQuerySet.overdue.
     """
     open_late = FollowUpVisit.objects.overdue().values(visit_id_field)
     return queryset.filter(pk__in=open_late) if overdue else queryset.exclude(pk__in=open_late)
+
+
+def visit_is_overdue(visit: FollowUpVisit) -> bool:
+    """Return True when ``visit`` is on the overdue list, as FollowUpVisitQuerySet.overdue decides for today.
+
+    For one loaded row (the admin's column, the API's ``overdue`` field): its procedure and patient are
+    read from the row's cache, so a list fetched with visits_for_user() spends no query on it.
+    """
+    if not visit.is_overdue or visit.is_retracted:
+        return False
+    procedure = visit.procedure
+    patient = procedure.patient
+    on = today()
+    stopped = (patient.death_date, patient.withdrawn_on, procedure.lost_to_follow_up_on)
+    return (
+        not procedure.is_retracted
+        and not patient.is_retracted
+        and not any(day is not None and day <= on for day in stopped)
+    )
+
+
+def contact_attempts_on_open_visits(procedure: Procedure) -> int:
+    """Return how many contact attempts are logged on the procedure's open (not completed, not retracted) visits.
+
+    Enough of them (settings.FOLLOW_UP_LOST_AFTER_ATTEMPTS) let a coordinator mark it lost to follow-up.
+    """
+    return ContactAttempt.objects.filter(
+        visit__procedure=procedure, visit__completed_on__isnull=True, visit__retracted_at__isnull=True
+    ).count()

@@ -5,15 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Max, Min
+from django.utils import timezone
 
 from core.audit import audit_context as _audit
+from core.dates import today
 from core.integrity import save_or_field_error
-from registry import selectors
+from core.models import related_or_none
+from core.text import validate_safe_free_text
+from registry import rules, selectors
 from registry.choices import VISIT_SCHEDULE, visit_window
-from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
+from registry.models import Clinic, ContactAttempt, FollowUpVisit, Membership, Patient, Procedure
 from registry.roles import ROLE_TO_GROUP
 
 
@@ -51,6 +57,63 @@ def clinic_save(*, actor, clinic: Clinic) -> Clinic:
     return clinic
 
 
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- rules across rows (registry.rules): the values each needs, gathered for one row ---------------
+# The save services call these under their locks; the admin calls them while validating its form
+# (registry.admin_base), so the message shows against its field; the importer computes the same
+# values set-wise (intake.importer.check). A trigger raising the rule's code is the backstop.
+
+
+def patient_check(*, patient: Patient) -> None:
+    """Return None when the patient agrees with its procedures, visits and events; else raise ValidationError."""
+    facts = {}
+    if patient.pk:
+        stored_clinic = Patient.objects.filter(pk=patient.pk).values_list("clinic_id", flat=True).first()
+        last_performed_on = Procedure.objects.filter(patient_id=patient.pk).aggregate(last=Max("performed_on"))["last"]
+        facts = {
+            "moves_clinic_with_procedures": last_performed_on is not None
+            and stored_clinic not in (None, patient.clinic_id),
+            "last_performed_on": last_performed_on,
+            "last_completed_on": FollowUpVisit.objects.filter(procedure__patient_id=patient.pk).aggregate(
+                last=Max("completed_on")
+            )["last"],
+            # The adverse events' onsets and fatal outcomes, from events/ (the layer above).
+            **rules.facts_from(rules.patient_facts, Patient, patient=patient),
+        }
+    _raise_if(rules.patient_across_errors(patient, **facts))
+
+
+def procedure_check(*, procedure: Procedure) -> None:
+    """Return None when the procedure agrees with its patient, events and visits; else raise ValidationError."""
+    facts = {}
+    if procedure.pk:
+        facts = {
+            "first_completed_on": FollowUpVisit.objects.filter(procedure_id=procedure.pk).aggregate(
+                first=Min("completed_on")
+            )["first"],
+            **rules.facts_from(rules.procedure_facts, Procedure, procedure=procedure),
+        }
+    patient = related_or_none(procedure, "patient")  # on an admin page: the patient with the values just typed
+    _raise_if(rules.procedure_across_errors(procedure, patient=patient, **facts))
+
+
+def visit_check(*, visit: FollowUpVisit) -> None:
+    """Return None when the visit agrees with its procedure and patient; else raise ValidationError."""
+    procedure = related_or_none(visit, "procedure")
+    patient = related_or_none(procedure, "patient") if procedure is not None else None
+    _raise_if(
+        rules.visit_across_errors(
+            visit,
+            performed_on=procedure.performed_on if procedure is not None else None,
+            death_date=patient.death_date if patient is not None else None,
+        )
+    )
+
+
 def patient_save(*, actor, patient: Patient) -> Patient:
     """Return the patient after validating and saving it."""
     _require_clinic(actor, patient.clinic_id)
@@ -58,7 +121,9 @@ def patient_save(*, actor, patient: Patient) -> Patient:
         stored_clinic = Patient.objects.filter(pk=patient.pk).values_list("clinic_id", flat=True).first()
         _require_clinic(actor, stored_clinic)
     with transaction.atomic(), _audit(actor, "patient_save"):
+        _refuse_if_retracted(patient_id=patient.pk)
         patient.full_clean()
+        patient_check(patient=patient)
         save_or_field_error(patient)
     return patient
 
@@ -74,7 +139,7 @@ def followup_schedule_create(*, procedure: Procedure) -> list[FollowUpVisit]:
 
 
 def _reschedule_open_visits(procedure: Procedure) -> None:
-    for visit in procedure.visits.filter(completed_on__isnull=True):
+    for visit in procedure.visits.filter(completed_on__isnull=True, retracted_at__isnull=True):
         visit.due_on = procedure.performed_on + timedelta(days=VISIT_SCHEDULE[visit.visit][0])
         visit.window_start, visit.window_end = visit_window(visit.visit, visit.due_on)
         visit.save(update_fields=["due_on", "window_start", "window_end", "updated_at"])
@@ -95,7 +160,9 @@ def procedure_save(*, actor, procedure: Procedure) -> Procedure:
             previous = Procedure.objects.select_for_update().filter(pk=procedure.pk).first()
             if previous:
                 _require_clinic(actor, previous.clinic_id)
+        _refuse_if_retracted(procedure_id=procedure.pk, patient_id=procedure.patient_id)
         procedure.full_clean()
+        procedure_check(procedure=procedure)
         save_or_field_error(procedure)
         if previous is None:
             followup_schedule_create(procedure=procedure)
@@ -108,7 +175,9 @@ def visit_save(*, actor, visit: FollowUpVisit) -> FollowUpVisit:
     """Return the follow-up visit after validating and saving it (e.g. recording completion)."""
     _require_clinic(actor, visit.procedure.clinic_id)
     with transaction.atomic(), _audit(actor, "visit_save"):
+        _refuse_if_retracted(visit_id=visit.pk, procedure_id=visit.procedure_id, patient_id=visit.procedure.patient_id)
         visit.full_clean()
+        visit_check(visit=visit)
         save_or_field_error(visit)
     return visit
 
@@ -120,3 +189,200 @@ def visit_record_completion(
     visit.completed_on = completed_on
     visit.contact_method = contact_method
     return visit_save(actor=actor, visit=visit)
+
+
+# --- Retraction, contact attempts, lost to follow-up (issue 9) -------------------------------------
+# Rows entered in error are retracted with a reason, never deleted; a registry administrator may
+# restore them. The save services above call _refuse_if_retracted() so a retracted row stays as it was.
+
+RETRACTED_FROZEN = "This {kind} is retracted and can no longer be edited."
+PARENT_RETRACTED = "The {kind} this record belongs to is retracted: nothing can be added to it or changed in it."
+ATTEMPT_BEFORE_PROCEDURE = "A contact attempt cannot be before the procedure date."
+
+
+def clean_retraction_reason(reason: str | None) -> str:
+    """Return the reason stripped, or raise ValidationError (field retraction_reason) when blank or unsafe."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"retraction_reason": "A retraction needs a reason."})
+    try:
+        validate_safe_free_text(reason)
+    except ValidationError as exc:
+        raise ValidationError({"retraction_reason": exc.messages}) from exc
+    return reason
+
+
+def _refuse_if_retracted(*, visit_id=..., procedure_id=..., patient_id=...) -> None:
+    """Raise ValidationError when the row written, or a row it belongs to, is retracted.
+
+    The first id passed names the row written (None: not saved yet), the others its parents. The rows
+    are locked (retractions lock the same rows), so a retraction committed while this write waited is seen.
+    """
+    given = ((FollowUpVisit, visit_id), (Procedure, procedure_id), (Patient, patient_id))
+    chain = [(model, pk) for model, pk in given if pk is not ...]
+    for position, (model, pk) in enumerate(chain):
+        if pk is None:
+            continue
+        retracted_at = model.objects.select_for_update().filter(pk=pk).values_list("retracted_at", flat=True).first()
+        if retracted_at is not None:
+            template = PARENT_RETRACTED if position else RETRACTED_FROZEN
+            raise ValidationError(template.format(kind=model._meta.verbose_name))
+
+
+def _retract(*, actor, model, row, reason: str, action: str, clinic_path: str = "clinic_id"):
+    reason = clean_retraction_reason(reason)
+    with transaction.atomic(), _audit(actor, action):
+        locked = model.objects.select_for_update().get(pk=row.pk)
+        _require_clinic(actor, model.objects.filter(pk=row.pk).values_list(clinic_path, flat=True).get())
+        if locked.retracted_at is not None:
+            raise ValidationError(f"This {model._meta.verbose_name} is already retracted.")
+        locked.retracted_at = timezone.now()
+        locked.retracted_by = actor
+        locked.retraction_reason = reason
+        locked.save(update_fields=["retracted_at", "retracted_by", "retraction_reason", "updated_at"])
+    row.refresh_from_db()
+    return row
+
+
+def retracted_row_restore(*, actor, model, row, action: str):
+    """Return ``row`` (any retractable model) restored: its retraction cleared; registry administrators only.
+
+    Shared by the restore service of every retractable kind, adverse events included.
+    """
+    if actor is not None and not selectors.is_registry_admin(actor):
+        raise PermissionDenied("Only registry administrators restore retracted records.")
+    with transaction.atomic(), _audit(actor, action):
+        locked = model.objects.select_for_update().get(pk=row.pk)
+        if locked.retracted_at is None:
+            raise ValidationError(f"This {model._meta.verbose_name} is not retracted.")
+        locked.retracted_at = None
+        locked.retracted_by = None
+        locked.retraction_reason = ""
+        locked.save(update_fields=["retracted_at", "retracted_by", "retraction_reason", "updated_at"])
+    row.refresh_from_db()
+    return row
+
+
+def patient_retract(*, actor, patient: Patient, reason: str) -> Patient:
+    """Return the patient retracted with ``reason``: kept for audit; the patient's procedures leave statistics."""
+    return _retract(actor=actor, model=Patient, row=patient, reason=reason, action="patient_retract")
+
+
+def procedure_retract(*, actor, procedure: Procedure, reason: str) -> Procedure:
+    """Return the procedure retracted with ``reason``: kept for audit, out of statistics and overdue lists."""
+    return _retract(actor=actor, model=Procedure, row=procedure, reason=reason, action="procedure_retract")
+
+
+def visit_retract(*, actor, visit: FollowUpVisit, reason: str) -> FollowUpVisit:
+    """Return the follow-up visit retracted with ``reason``: kept for audit, off the overdue list."""
+    return _retract(
+        actor=actor,
+        model=FollowUpVisit,
+        row=visit,
+        reason=reason,
+        action="visit_retract",
+        clinic_path="procedure__clinic_id",
+    )
+
+
+def patient_restore(*, actor, patient: Patient) -> Patient:
+    """Return the patient with its retraction cleared (registry administrators only)."""
+    return retracted_row_restore(actor=actor, model=Patient, row=patient, action="patient_restore")
+
+
+def procedure_restore(*, actor, procedure: Procedure) -> Procedure:
+    """Return the procedure with its retraction cleared (registry administrators only)."""
+    return retracted_row_restore(actor=actor, model=Procedure, row=procedure, action="procedure_restore")
+
+
+def visit_restore(*, actor, visit: FollowUpVisit) -> FollowUpVisit:
+    """Return the follow-up visit with its retraction cleared (registry administrators only)."""
+    return retracted_row_restore(actor=actor, model=FollowUpVisit, row=visit, action="visit_restore")
+
+
+def contact_attempt_errors(*, attempted_on: dt.date | None, performed_on: dt.date | None) -> dict[str, str]:
+    """Return {field: message} for a contact attempt's date: not in the future, not before the procedure."""
+    if attempted_on is None:
+        return {}
+    if attempted_on > today():
+        return {"attempted_on": rules.MSG["future"]}
+    if performed_on is not None and attempted_on < performed_on:
+        return {"attempted_on": ATTEMPT_BEFORE_PROCEDURE}
+    return {}
+
+
+def contact_attempt_log(
+    *, actor, visit: FollowUpVisit, attempted_on: dt.date, method: str, outcome: str, notes: str = ""
+) -> ContactAttempt:
+    """Return a new contact attempt on the open ``visit``, logged by a clinician or coordinator of its clinic."""
+    _require_clinic(actor, visit.procedure.clinic_id)
+    with transaction.atomic(), _audit(actor, "contact_attempt_log"):
+        locked = FollowUpVisit.objects.select_for_update().select_related("procedure").get(pk=visit.pk)
+        _refuse_if_retracted(
+            visit_id=locked.pk, procedure_id=locked.procedure_id, patient_id=locked.procedure.patient_id
+        )
+        if locked.completed_on is not None:
+            raise ValidationError(
+                f"Contact attempts are logged on open visits; this one was completed on {locked.completed_on}."
+            )
+        attempt = ContactAttempt(
+            visit=locked, attempted_on=attempted_on, method=method, outcome=outcome, notes=notes, recorded_by=actor
+        )
+        errors = contact_attempt_errors(attempted_on=attempted_on, performed_on=locked.procedure.performed_on)
+        try:
+            attempt.full_clean()
+        except ValidationError as exc:
+            errors = {**exc.message_dict, **errors}
+        if errors:
+            raise ValidationError(errors)
+        save_or_field_error(attempt)
+    return attempt
+
+
+def _require_coordinator(actor, clinic_id) -> None:
+    if actor is not None and not selectors.is_coordinator_of(actor, clinic_id):
+        raise PermissionDenied(
+            "Only a coordinator of this clinic or a registry administrator decides that a patient is lost to follow-up."
+        )
+
+
+def procedure_mark_lost_to_follow_up(*, actor, procedure: Procedure) -> Procedure:
+    """Return the procedure marked lost to follow-up today, once enough contact attempts are logged.
+
+    settings.FOLLOW_UP_LOST_AFTER_ATTEMPTS attempts on its open visits are needed; the procedure then
+    leaves the overdue list. Clinic coordinators and registry administrators only.
+    """
+    _require_coordinator(actor, procedure.clinic_id)
+    with transaction.atomic(), _audit(actor, "procedure_mark_lost_to_follow_up"):
+        locked = Procedure.objects.select_for_update().get(pk=procedure.pk)
+        _require_coordinator(actor, locked.clinic_id)
+        _refuse_if_retracted(procedure_id=locked.pk, patient_id=locked.patient_id)
+        if locked.lost_to_follow_up_on is not None:
+            raise ValidationError(f"This procedure is already lost to follow-up (since {locked.lost_to_follow_up_on}).")
+        needed, logged = settings.FOLLOW_UP_LOST_AFTER_ATTEMPTS, selectors.contact_attempts_on_open_visits(locked)
+        if logged < needed:
+            raise ValidationError(
+                f"A procedure is marked lost to follow-up after {needed} documented contact attempts "
+                f"on its open visits; {logged} logged so far."
+            )
+        locked.lost_to_follow_up_on = today()
+        locked.lost_to_follow_up_by = actor
+        locked.save(update_fields=["lost_to_follow_up_on", "lost_to_follow_up_by", "updated_at"])
+    procedure.refresh_from_db()
+    return procedure
+
+
+def procedure_unmark_lost_to_follow_up(*, actor, procedure: Procedure) -> Procedure:
+    """Return the procedure back on follow-up (its open visits count as overdue again); coordinators only."""
+    _require_coordinator(actor, procedure.clinic_id)
+    with transaction.atomic(), _audit(actor, "procedure_unmark_lost_to_follow_up"):
+        locked = Procedure.objects.select_for_update().get(pk=procedure.pk)
+        _require_coordinator(actor, locked.clinic_id)
+        _refuse_if_retracted(procedure_id=locked.pk, patient_id=locked.patient_id)
+        if locked.lost_to_follow_up_on is None:
+            raise ValidationError("This procedure is not marked lost to follow-up.")
+        locked.lost_to_follow_up_on = None
+        locked.lost_to_follow_up_by = None
+        locked.save(update_fields=["lost_to_follow_up_on", "lost_to_follow_up_by", "updated_at"])
+    procedure.refresh_from_db()
+    return procedure

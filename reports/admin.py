@@ -8,9 +8,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
 
 from reports import selectors, services
 from reports.choices import (
@@ -25,9 +25,10 @@ from reports.choices import (
     Trigger,
 )
 from reports.documents.views import RunDocumentsAdminMixin
+from reports.exports.admin import ExportLogAdmin
 from reports.exports.incidence_csv import header, write_csv
 from reports.exports.services import export_log_finish, export_log_start
-from reports.models import IncidenceRun
+from reports.models import ExportLog, IncidenceRun
 
 RESULTS_SHOWN = 2000
 
@@ -184,55 +185,39 @@ class IncidenceRunAdmin(RunDocumentsAdminMixin, admin.ModelAdmin):
             return "No results yet." if run.status != RunStatus.FAILED else "The run failed; see the error."
         columns = [*run.strata, "outcome", "procedures", "cases", "proportion (95% CI)", "person-years"]
         columns += ["rate /100 PY (95% CI)", *(f"KM {label}" for label, _ in HORIZONS)]
-        head = format_html_join("", "<th>{}</th>", ((c,) for c in columns))
-        body = format_html_join(
-            "",
-            "<tr>{}</tr>",
-            (
-                (
-                    format_html_join(
-                        "",
-                        "<td>{}</td>",
-                        (
-                            (v,)
-                            for v in [
-                                *(r.stratum.get(s, "") for s in run.strata),
-                                r.outcome,
-                                r.procedures,
-                                r.cases,
-                                _with_ci(r.proportion, r.proportion_ci_low, r.proportion_ci_high),
-                                _fmt(r.person_years),
-                                _with_ci(r.rate_per_100py, r.rate_ci_low, r.rate_ci_high),
-                                *(
-                                    _with_ci(
-                                        getattr(r, f"km_cuminc_{label}"),
-                                        getattr(r, f"km_cuminc_{label}_ci_low"),
-                                        getattr(r, f"km_cuminc_{label}_ci_high"),
-                                    )
-                                    for label, _ in HORIZONS
-                                ),
-                            ]
-                        ),
-                    ),
-                )
-                for r in selectors.results_of_run(run)[:RESULTS_SHOWN]
-            ),
+        rows = (
+            [
+                *(r.stratum.get(s, "") for s in run.strata),
+                r.outcome,
+                r.procedures,
+                r.cases,
+                _with_ci(r.proportion, r.proportion_ci_low, r.proportion_ci_high),
+                _fmt(r.person_years),
+                _with_ci(r.rate_per_100py, r.rate_ci_low, r.rate_ci_high),
+                *(
+                    _with_ci(
+                        getattr(r, f"km_cuminc_{label}"),
+                        getattr(r, f"km_cuminc_{label}_ci_low"),
+                        getattr(r, f"km_cuminc_{label}_ci_high"),
+                    )
+                    for label, _ in HORIZONS
+                ),
+            ]
+            for r in selectors.results_of_run(run)[:RESULTS_SHOWN]
         )
-        csv_url = reverse("admin:reports_incidencerun_csv", args=[run.pk])
-        return format_html(
-            '<p><a class="button" id="run-report-link" href="{}">Open the report (tables and charts)</a> '
-            '<a href="{}">Download XLSX</a> | <a href="{}">Download PDF safety report</a></p>'
-            '<p><a href="{}">Download CSV</a> ({} columns, all {} rows)</p><table><thead><tr>{}</tr></thead>'
-            "<tbody>{}</tbody></table>",
-            reverse("admin:reports_incidencerun_report", args=[run.pk]),
-            reverse("admin:reports_incidencerun_xlsx", args=[run.pk]),
-            reverse("admin:reports_incidencerun_pdf", args=[run.pk]),
-            csv_url,
-            len(header(run.strata)),
-            run.row_count,
-            head,
-            body,
-        )
+        context = {
+            "report_url": reverse("admin:reports_incidencerun_report", args=[run.pk]),
+            "xlsx_url": reverse("admin:reports_incidencerun_xlsx", args=[run.pk]),
+            "pdf_url": reverse("admin:reports_incidencerun_pdf", args=[run.pk]),
+            "csv_url": reverse("admin:reports_incidencerun_csv", args=[run.pk]),
+            "csv_columns": len(header(run.strata)),
+            "row_count": run.row_count,
+            "columns": columns,
+            "rows": rows,
+        }
+        # A rendered template is safe HTML: every value in it was escaped.
+        return render_to_string("admin/reports/incidencerun/results_table.html", context)
 
 
-from reports.exports import admin as exports_admin  # noqa: E402, F401 - registers ExportLog and the overdue summary
+# The export log and the overdue follow-up summary, registered here where the admin autodiscovery looks.
+admin.site.register(ExportLog, ExportLogAdmin)

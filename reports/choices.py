@@ -83,3 +83,6 @@ class ExportKind(models.TextChoices):
 # Exports that carry exact dates, clinics or free text (a limited data set): the export log must
 # record the data-use purpose the administrator gave for them.
 LIMITED_DATA_SET_KINDS = (ExportKind.LINE_LISTING_CSV, ExportKind.FHIR_BUNDLE)
+
+# The Celery name of the task that computes a run (reports.tasks registers it; services publish by it).
+INCIDENCE_RUN_TASK = "reports.incidence_run"

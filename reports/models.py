@@ -217,9 +217,6 @@ class IncidenceResult(models.Model):
         return f"{self.outcome} @ {where}"
 
 
-
-
-
 class RunCurve(models.Model):
     """A Kaplan-Meier step curve of a run: one outcome and stratum (each finest stratum and the overall one)."""
 
@@ -237,6 +234,9 @@ class RunCurve(models.Model):
             models.UniqueConstraint(fields=["run", "position"], name="runcurve_unique_position"),
         ]
         triggers = [_snapshot_immutable("runcurve_snapshot_immutable")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} curve of run #{self.run_id}: {self.stratum}"
 
 
 class RunProviderRate(models.Model):
@@ -259,6 +259,9 @@ class RunProviderRate(models.Model):
             models.UniqueConstraint(fields=["run", "position"], name="runproviderrate_unique_position"),
         ]
         triggers = [_snapshot_immutable("runproviderrate_snapshot_immutable")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} rate of {self.clinic} in run #{self.run_id}"
 
 
 class RunListingRow(models.Model):
@@ -300,6 +303,9 @@ class RunListingRow(models.Model):
             models.Index(fields=["run", "clinic_id"], name="runlistingrow_run_clinic_idx"),
         ]
         triggers = [_snapshot_immutable("runlistingrow_snapshot_immutable")]
+
+    def __str__(self) -> str:
+        return f"Event {self.event_id} counted in run #{self.run_id}"
 
 
 __all__ = ["ExportLog", "IncidenceResult", "IncidenceRun", "RunCurve", "RunListingRow", "RunProviderRate"]

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -42,7 +43,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from registry.selectors import ALL, clinic_scope
-from reports.choices import DEFAULT_STRATA, CIMethod, RunStatus, Trigger
+from reports.choices import DEFAULT_STRATA, INCIDENCE_RUN_TASK, CIMethod, RunStatus, Trigger
 from reports.engine import IncidenceParams, SizeEstimate, estimate_result_rows, iter_incidence
 from reports.exports.incidence_csv import result_record
 from reports.models import IncidenceResult, IncidenceRun
@@ -154,8 +155,9 @@ def incidence_run_publish(*, run_id: int) -> bool:
     unpublished. A broker that refuses or is unreachable costs a short retry and one
     log line, never an error for the caller: the sweep tries again within a minute.
     """
-    from reports.tasks import incidence_run_task
-
+    # By name from the app's registry (autodiscovery loads reports.tasks): tasks call services, so
+    # services must not import tasks.
+    incidence_run_task = current_app.tasks[INCIDENCE_RUN_TASK]
     try:
         incidence_run_task.apply_async((run_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
     except Exception as exc:

@@ -8,7 +8,7 @@ stores from the engine's public functions:
   rate per outcome; the clinic margins of the stored rows when the run is stratified by
   clinic, else the engine run once more by clinic alone;
 - the Kaplan-Meier step curves (RunCurve) of every outcome, every finest stratum and
-  the overall one (reports.engine.km_curves);
+  the overall one (reports.engine.iter_km_curves: one statement for every outcome);
 - the events that counted (RunListingRow, reports.engine.counted_events_sql), with their
   coded columns as they stood, copied inside PostgreSQL (INSERT ... SELECT, flat memory)
   and bounded at REPORTS_MAX_RESULT_ROWS rows, earliest onsets first.
@@ -24,7 +24,7 @@ from django.db import connection
 
 from events.models import AdverseEvent
 from reports.choices import MARGIN, Stratum
-from reports.engine import IncidenceParams, compute_incidence, counted_events_sql, km_curves
+from reports.engine import IncidenceParams, compute_incidence, counted_events_sql, iter_km_curves
 from reports.exports.deidentified import SNAPSHOT_FIELDS, snapshot_base
 from reports.exports.streaming import compose_select
 from reports.models import IncidenceRun, RunCurve, RunListingRow, RunProviderRate
@@ -74,9 +74,9 @@ def _store_provider_rates(*, run: IncidenceRun, params: IncidenceParams) -> None
 
 def _store_curves(*, run: IncidenceRun, params: IncidenceParams) -> None:
     position = 0
-    for outcome in params.outcomes:
+    for outcome, curves in iter_km_curves(params=params):
         batch = []
-        for curve in km_curves(params=params, outcome=outcome):
+        for curve in curves:
             batch.append(
                 RunCurve(
                     run=run,

@@ -17,12 +17,12 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from reports import services
-from reports.choices import DEFAULT_STRATA, Trigger
+from reports.choices import DEFAULT_STRATA, INCIDENCE_RUN_TASK, Trigger
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
-TASK_NAME = "reports.incidence_run"
+TASK_NAME = INCIDENCE_RUN_TASK
 
 
 def _address_space() -> int:

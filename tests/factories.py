@@ -45,6 +45,8 @@ class PatientFactory(factory.django.DjangoModelFactory):
     sex = "F"
     birth_year = 1970
     enrolled_on = dt.date(2023, 1, 10)
+    # A death date needs a fatal event or a recorded cause (registry.rules.DEATH_NEEDS_CAUSE).
+    death_cause = factory.LazyAttribute(lambda o: "unknown" if getattr(o, "death_date", None) else "")
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
@@ -83,6 +85,12 @@ class AdverseEventFactory(factory.django.DjangoModelFactory):
     onset_on = factory.LazyAttribute(lambda o: o.procedure.performed_on + dt.timedelta(days=1))
     grade = 1
     outcome = "recovered"
+    # A recovered outcome needs its resolution date (events.rules.RECOVERED_NEEDS_RESOLUTION).
+    resolved_on = factory.LazyAttribute(
+        lambda o: max(o.onset_on, min(o.onset_on + dt.timedelta(days=2), dt.date.today()))
+        if o.outcome in ("recovered", "recovered_with_sequelae")
+        else None
+    )
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):

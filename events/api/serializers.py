@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.text import validate_safe_free_text, validate_safe_identifier
+from core.text import validate_safe_identifier
 from events.models import AdverseEvent
 from registry import selectors
 from registry.api.base import RegistrySerializer
@@ -73,11 +73,3 @@ class AdverseEventSerializer(RegistrySerializer):
         self.scope("procedure", selectors.procedures_for_user)
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             self.fields["event_id"].read_only = True
-
-
-class RetractionSerializer(serializers.Serializer):
-    reason = serializers.CharField(
-        max_length=2000,
-        validators=[validate_safe_free_text],
-        help_text="Why the event is withdrawn (duplicate, wrong patient, not an adverse event...).",
-    )

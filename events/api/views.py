@@ -1,55 +1,31 @@
-"""Adverse-event API: create, update, retract; never delete."""
+"""Adverse-event API: create, update, retract, restore; never delete."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
-from rest_framework.decorators import action
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.response import Response
 
-from core.api.concurrency import etag_for
-from core.api.idempotency import idempotent
 from events import services
 from events.api.filters import AdverseEventFilter
-from events.api.serializers import AdverseEventSerializer, RetractionSerializer
+from events.api.serializers import AdverseEventSerializer
 from events.selectors import adverse_events_for_user
-from registry.api.base import IDEMPOTENCY_KEY, ClinicalViewSet
+from registry.api.base import ClinicalViewSet
+from registry.api.serializers import RetractionSerializer
+from registry.api.views import RetractionActions, retraction_actions
 
 
-class AdverseEventViewSet(ClinicalViewSet):
+class AdverseEventViewSet(RetractionActions, ClinicalViewSet):
     """Adverse events after a procedure. Retracted events stay listed (retracted=true) for audit."""
 
     serializer_class = AdverseEventSerializer
     filterset_class = AdverseEventFilter
     selector = staticmethod(adverse_events_for_user)
     save_service = staticmethod(services.adverse_event_save)
+    retract_service = staticmethod(services.adverse_event_retract)
+    restore_service = staticmethod(services.adverse_event_restore)
     service_kwarg = "event"
-
-    @extend_schema(
-        request=RetractionSerializer,
-        parameters=[IDEMPOTENCY_KEY],
-        responses={
-            200: AdverseEventSerializer,
-            400: OpenApiResponse(description="Missing reason or already retracted"),
-        },
-    )
-    @action(detail=True, methods=["post"])
-    def retract(self, request, pk=None):
-        """Retract the event with a reason: it stays on record but leaves every statistic."""
-        return idempotent(request, lambda: self._retract(request))
-
-    def _retract(self, request):
-        event = self.get_object()
-        serializer = RetractionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.adverse_event_retract(actor=request.user, event=event, reason=serializer.validated_data["reason"])
-        return Response(
-            AdverseEventSerializer(event, context=self.get_serializer_context()).data,
-            status=status.HTTP_200_OK,
-            headers={"ETag": etag_for(event)},
-        )
+    retract, restore = retraction_actions(AdverseEventSerializer, "event")
 
     def get_serializer_class(self):
         return RetractionSerializer if self.action == "retract" else AdverseEventSerializer

@@ -1,4 +1,4 @@
-"""The registry's CSV import (README "CSV import"): read, check and stage every row, then write all or nothing.
+"""The registry's CSV import (docs/import-format.md): read, check and stage every row, then write all or nothing.
 
 read.py parses the folder a chunk of rows at a time without touching the database;
 check.py holds each chunk against the rule functions, the rows staged before it and the
@@ -20,7 +20,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from intake.importer import stage
 from intake.importer.check import Checker
 from intake.importer.errors import ErrorList, ImportRefused, RowError
-from intake.importer.read import SPECS, read_chunks, read_headers
+from intake.importer.read import SPECS, left_out, read_chunks, read_headers
 from intake.importer.write import Summary, database_refusal, timed, write_staged
 
 __all__ = ["ImportRefused", "RowError", "Summary", "import_folder"]
@@ -44,6 +44,8 @@ def import_folder(*, folder: Path, user=None, max_errors: int | None = None) -> 
     if errors:
         # Rows read against a wrong header would only bury the real problem in noise.
         raise ImportRefused(errors)
+    # Columns added to the format later that a file leaves out: stored records keep their values.
+    missing = {name: left_out(SPECS[name], layout) for name, layout in layouts.items()}
     # Checking inside the writing transaction narrows the gap in which another writer could
     # change what the checks saw; the database's triggers cover what remains.
     with (
@@ -57,6 +59,7 @@ def import_folder(*, folder: Path, user=None, max_errors: int | None = None) -> 
             with timed(phases, "read, check, stage (COPY)"):
                 for name, layout in layouts.items():  # reference order: what a row names is staged before it
                     for chunk in read_chunks(folder / name, SPECS[name], layout, errors, CHUNK_ROWS):
+                        stage.fill_left_out(cursor, name, chunk, missing[name])
                         checker.check_chunk(name, chunk)
                     checker.finish_file(name)
             with timed(phases, "check across rows"):
@@ -66,7 +69,13 @@ def import_folder(*, folder: Path, user=None, max_errors: int | None = None) -> 
             raise database_refusal(exc) from exc
         if errors:
             raise ImportRefused(errors)
-        summary = write_staged(cursor, staged=checker.staged, present=layouts, phases=phases)
+        summary = write_staged(
+            cursor,
+            staged=checker.staged,
+            present=layouts,
+            left_out=missing,
+            phases=phases,
+        )
         written = time.perf_counter()
     # Deferred foreign-key checks run at commit (inside an outer transaction, later).
     phases["commit"] = time.perf_counter() - written

@@ -9,10 +9,12 @@ each chunk looks up what it needs (its clinic, patient or procedure, a stored ev
 may not change) in a few queries by key, and is then staged. Once a file is staged,
 one set-wise query finds the rows that repeat an id.
 
-What depends on rows not yet read, a patient's death date against all of its procedures
+What depends on rows not yet read, a patient's death and withdrawal dates against all of
+its procedures, visits and events (and a death date against its fatal events or cause),
 and a moved procedure against its stored events and visits, is checked once everything
-is staged: set-wise in SQL, with the rule functions run over the rows the database
-streams back (a server-side cursor), never over a list of them all.
+is staged: set-wise in SQL, computing the values the rule functions across rows take
+(registry.rules.*_across_errors, events.rules.adverse_event_across_errors), which run over
+the rows the database streams back (a server-side cursor), never over a list of them all.
 """
 
 from __future__ import annotations
@@ -27,13 +29,21 @@ from django.db import connection
 
 from events.choices import SERIOUS_CRITERIA
 from events.models import AdverseEvent
-from events.rules import adverse_event_errors
+from events.rules import adverse_event_across_errors, adverse_event_errors
 from intake.importer import stage
 from intake.importer.errors import ErrorList, RowError
 from intake.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDURES, SPECS
 from registry.choices import VISIT_SCHEDULE, visit_window
 from registry.models import Clinic, FollowUpVisit
-from registry.rules import MSG, patient_errors, procedure_errors, visit_errors
+from registry.rules import (
+    PROCEDURE_BEFORE_BIRTH,
+    patient_across_errors,
+    patient_errors,
+    procedure_across_errors,
+    procedure_errors,
+    visit_across_errors,
+    visit_errors,
+)
 
 # The event columns a retracted event may not change (it can only be re-imported unchanged).
 _EVENT_VALUES = ("procedure_key", "category", "term", "onset_on", "grade", "serious", *SERIOUS_CRITERIA.values())
@@ -48,6 +58,16 @@ class _Patient:
     clinic_id: str | None  # the clinic's code, as on parsed rows
     birth_year: int | None
     death_date: dt.date | None
+    withdrawn_on: dt.date | None = None
+
+
+@dataclass(slots=True)
+class _PatientDates:
+    """A patient of the folder as the rules across rows read it, after the import."""
+
+    death_date: dt.date | None
+    withdrawn_on: dt.date | None
+    death_cause: str
 
 
 @dataclass(slots=True)
@@ -152,10 +172,10 @@ class Checker:
             return {}
         # Two look-ups by index; an anti-join here would hash the whole staging table per chunk.
         found = self._fetch(
-            """SELECT p.registry_id, c.code, p.birth_year, p.death_date, 0 AS staged
+            """SELECT p.registry_id, c.code, p.birth_year, p.death_date, p.withdrawn_on, 0 AS staged
                FROM registry_patient p JOIN registry_clinic c ON c.id = p.clinic_id WHERE p.registry_id = ANY(%s)
                UNION ALL
-               SELECT registry_id, clinic_code, birth_year, death_date, 1 FROM import_patient
+               SELECT registry_id, clinic_code, birth_year, death_date, withdrawn_on, 1 FROM import_patient
                WHERE registry_id = ANY(%s)
                ORDER BY staged""",
             [list(keys)] * 2,
@@ -174,6 +194,32 @@ class Checker:
             [list(keys)] * 2,
         )
         return {key: performed_on for key, performed_on, _staged in found}  # the staged row comes last and wins
+
+    def _death_dates(self, keys: set[str]) -> dict[str, dt.date | None]:
+        """Return the death date of each named procedure's patient, as it will be after the import."""
+        if not keys:
+            return {}
+        found = self._fetch(
+            """SELECT pr.external_id, pt.registry_id, 0 AS staged
+               FROM registry_procedure pr JOIN registry_patient pt ON pt.id = pr.patient_id
+               WHERE pr.external_id = ANY(%s)
+               UNION ALL
+               SELECT external_id, patient_key, 1 FROM import_procedure WHERE external_id = ANY(%s)
+               ORDER BY staged""",
+            [list(keys)] * 2,
+        )
+        patient_of = {key: patient_key for key, patient_key, _staged in found}
+        patients = self._patients({k for k in patient_of.values() if k})
+        return {key: getattr(patients.get(patient_key), "death_date", None) for key, patient_key in patient_of.items()}
+
+    @staticmethod
+    def _merged(*found: dict[str, str]) -> dict[str, str]:
+        """Return the errors of several rule functions, the first message of a field winning."""
+        merged: dict[str, str] = {}
+        for errors in found:
+            for name, message in errors.items():
+                merged.setdefault(name, message)
+        return merged
 
     def _check_clinics(self, rows: list) -> None:
         for r in rows:
@@ -196,12 +242,8 @@ class Checker:
     def _check_procedures(self, rows: list) -> None:
         patients = self._patients({r.patient_key for r in rows if r.patient_key})
         known = self._known_clinics({r.clinic_id for r in rows if r.clinic_id})
-        keys = [r.external_id for r in rows if r.external_id]
-        # Not in the format: a stored procedure keeps these, and the rules must see them.
-        kept = {}
-        if keys:
-            sql = "SELECT external_id, processing, volume_ml FROM registry_procedure WHERE external_id = ANY(%s)"
-            kept = {key: values for key, *values in self._fetch(sql, [keys])}
+        # A row already holds what the stored procedure keeps when the file leaves a column out
+        # (stage.fill_left_out): the rules read the procedure as it will be.
         for r in rows:
             patient = patients.get(r.patient_key)
             if r.patient_key and patient is None:
@@ -212,14 +254,14 @@ class Checker:
                 r.clinic_id = patient.clinic_id
             elif r.clinic_id and r.clinic_id not in known:
                 self._report(PROCEDURES, r, "clinic_code", f"Unknown clinic {r.clinic_id!r}.", unreadable=True)
-            if r.external_id in kept:
-                r.processing, r.volume_ml = kept[r.external_id]
-            found = procedure_errors(r, patient=patient)
+            # The procedure's own events and visits are held against it once all is staged.
+            found = self._merged(procedure_errors(r), procedure_across_errors(r, patient=patient))
             if found:
                 self._report_rules(PROCEDURES, r, found)
 
     def _check_visits(self, rows: list) -> None:
-        performed = self._performed_on({r.procedure_key for r in rows if r.procedure_key})
+        keys = {r.procedure_key for r in rows if r.procedure_key}
+        performed, died = self._performed_on(keys), self._death_dates(keys)
         for r in rows:
             if r.procedure_key and r.procedure_key not in performed:
                 self._report(FOLLOW_UPS, r, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
@@ -228,12 +270,16 @@ class Checker:
                 r.due_on = performed_on + timedelta(days=VISIT_SCHEDULE[r.visit][0])
             if r.visit is not None and r.due_on is not None:
                 r.window_start, r.window_end = visit_window(r.visit, r.due_on)
-            found = visit_errors(r, performed_on=performed_on)
+            found = self._merged(
+                visit_errors(r),
+                visit_across_errors(r, performed_on=performed_on, death_date=died.get(r.procedure_key)),
+            )
             if found:
                 self._report_rules(FOLLOW_UPS, r, found)
 
     def _check_events(self, rows: list) -> None:
-        performed = self._performed_on({r.procedure_key for r in rows if r.procedure_key})
+        procedure_keys = {r.procedure_key for r in rows if r.procedure_key}
+        performed, died = self._performed_on(procedure_keys), self._death_dates(procedure_keys)
         keys = [r.external_id for r in rows if r.external_id]
         retracted = {}
         if keys:
@@ -250,7 +296,13 @@ class Checker:
             if r.procedure_key and r.procedure_key not in performed:
                 self._report(EVENTS, r, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
             # The patient's enrolment is not looked up: allow_historical exempts imports from that rule.
-            found = adverse_event_errors(r, performed_on=performed.get(r.procedure_key), allow_historical=True)
+            across = adverse_event_across_errors(
+                r,
+                performed_on=performed.get(r.procedure_key),
+                death_date=died.get(r.procedure_key),
+                allow_historical=True,
+            )
+            found = self._merged(adverse_event_errors(r), across)
             if found:
                 self._report_rules(EVENTS, r, found)
             kept = retracted.get(r.external_id)
@@ -279,29 +331,71 @@ class Checker:
             yield from batch
 
     def _check_death_dates(self) -> None:
-        # Each patient of the folder against its latest procedure after the import: the
-        # folder's procedures, and its stored procedures the folder does not name.
-        for line, latest in self._rows(
-            """WITH after_import AS (
-                   SELECT s.patient_key AS registry_id, s.performed_on FROM import_procedure s
-                   WHERE s.performed_on IS NOT NULL
+        """Hold each patient of the folder with a death or withdrawal date (given or stored) against its rows.
+
+        Its rows are those after the import: the folder's, and the stored ones the folder does
+        not name. What patient_across_errors() takes is aggregated per patient in one pass.
+        """
+        # A staged row holds the cause after the import (stage.fill_left_out: the stored one if the file has none).
+        for line, death_date, withdrawn_on, death_cause, *facts in self._rows(
+            """WITH pat AS (
+                   SELECT ip.line, ip.registry_id, ip.death_date, ip.withdrawn_on, pt.id AS patient_id,
+                          COALESCE(ip.death_cause, '') AS death_cause
+                   FROM import_patient ip LEFT JOIN registry_patient pt ON pt.registry_id = ip.registry_id
+                   WHERE ip.death_date IS NOT NULL OR ip.withdrawn_on IS NOT NULL OR pt.death_date IS NOT NULL
+               ),
+               proc AS (
+                   SELECT s.external_id, s.patient_key AS registry_id, s.performed_on
+                   FROM import_procedure s JOIN pat f ON f.registry_id = s.patient_key
                    UNION ALL
-                   SELECT pt.registry_id, pr.performed_on
-                   FROM import_patient ip JOIN registry_patient pt ON pt.registry_id = ip.registry_id
-                   JOIN registry_procedure pr ON pr.patient_id = pt.id
+                   SELECT pr.external_id, f.registry_id, pr.performed_on
+                   FROM pat f JOIN registry_procedure pr ON pr.patient_id = f.patient_id
                    WHERE NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = pr.external_id)
+               ),
+               visit AS (
+                   SELECT p.registry_id, s.completed_on
+                   FROM proc p JOIN import_visit s ON s.procedure_key = p.external_id
+                   WHERE s.from_file AND s.completed_on IS NOT NULL
+                   UNION ALL
+                   SELECT p.registry_id, v.completed_on FROM proc p
+                   JOIN registry_procedure pr ON pr.external_id = p.external_id
+                   JOIN registry_followupvisit v ON v.procedure_id = pr.id AND v.completed_on IS NOT NULL
+                   WHERE NOT EXISTS (SELECT FROM import_visit s WHERE s.procedure_key = p.external_id
+                                     AND s.visit = v.visit AND s.from_file)
+               ),
+               event AS (
+                   SELECT p.registry_id, s.onset_on, s.outcome FROM proc p
+                   JOIN import_event s ON s.procedure_key = p.external_id
+                   WHERE NOT EXISTS (SELECT FROM events_adverseevent x
+                                     WHERE x.external_id = s.external_id AND x.retracted_at IS NOT NULL)
+                   UNION ALL
+                   SELECT p.registry_id, e.onset_on, e.outcome FROM proc p
+                   JOIN registry_procedure pr ON pr.external_id = p.external_id
+                   JOIN events_adverseevent e ON e.procedure_id = pr.id AND e.retracted_at IS NULL
+                   WHERE NOT EXISTS (SELECT FROM import_event s WHERE s.external_id = e.external_id)
                )
-               SELECT p.line, max(a.performed_on) FROM import_patient p
-               JOIN after_import a ON a.registry_id = p.registry_id
-               WHERE p.death_date IS NOT NULL
-               GROUP BY p.line, p.death_date HAVING max(a.performed_on) > p.death_date"""
+               SELECT f.line, f.death_date, f.withdrawn_on, f.death_cause,
+                      (SELECT max(performed_on) FROM proc p WHERE p.registry_id = f.registry_id),
+                      (SELECT max(completed_on) FROM visit v WHERE v.registry_id = f.registry_id),
+                      (SELECT max(onset_on) FROM event e WHERE e.registry_id = f.registry_id),
+                      EXISTS (SELECT FROM event e WHERE e.registry_id = f.registry_id AND e.outcome = 'fatal')
+               FROM pat f ORDER BY f.line"""
         ):
-            message = MSG["death_before_procedure"].format(date=latest)
-            self.errors.add(RowError(PATIENTS, line, "death_date", message))
+            last_performed_on, last_completed_on, last_onset_on, has_fatal_event = facts
+            found = patient_across_errors(
+                _PatientDates(death_date, withdrawn_on, death_cause),
+                last_performed_on=last_performed_on,
+                last_completed_on=last_completed_on,
+                last_onset_on=last_onset_on,
+                has_fatal_event=has_fatal_event,
+            )
+            column_of = SPECS[PATIENTS].column_of
+            for name, message in found.items():
+                self.errors.add(RowError(PATIENTS, line, column_of.get(name, name), message))
 
     def _check_stored_procedures_of_patients(self) -> None:
         # The same rule that checks a procedure against its patient, read from the patient's side.
-        for line, refused, clinic, birth_year, death_date, *stored in self._rows(
+        for line, refused, clinic, birth_year, _death_date, *stored in self._rows(
             """SELECT ip.line, ip.refused, ip.clinic_code, ip.birth_year, ip.death_date,
                       pr.external_id, c.code, pr.performed_on, pr.cell_source, pr.cell_type, pr.processing,
                       pr.cell_dose_millions, pr.volume_ml
@@ -310,19 +404,19 @@ class Checker:
                WHERE NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = pr.external_id)"""
         ):
             procedure = _StoredProcedure(*stored)
-            found = procedure_errors(procedure, patient=_Patient(clinic, birth_year, death_date))
+            found = procedure_across_errors(procedure, patient=_Patient(clinic, birth_year, None))
             prefix = f"Stored procedure {procedure.external_id}: "
             if "clinic" in found and "clinic_code" not in refused:
                 self.errors.add(RowError(PATIENTS, line, "clinic_code", prefix + found["clinic"]))
-            if found.get("performed_on") == MSG["procedure_before_birth"]:
+            if found.get("performed_on") == PROCEDURE_BEFORE_BIRTH.message:
                 self.errors.add(RowError(PATIENTS, line, "birth_year", prefix + found["performed_on"]))
-            # A procedure after the death date is reported by _check_death_dates.
+            # A procedure after the death or withdrawal date is reported by _check_death_dates.
 
     def _check_moved_procedures(self) -> None:
         """Hold the stored events and completed visits the folder does not name against their procedure's new date."""
         moved = "FROM import_moved s {join} WHERE NOT EXISTS ({named})"
         events = moved.format(
-            join="JOIN events_adverseevent x ON x.procedure_id = s.procedure_id",
+            join="JOIN events_adverseevent x ON x.procedure_id = s.procedure_id AND x.retracted_at IS NULL",
             named="SELECT FROM import_event n WHERE n.external_id = x.external_id",
         )
         for batch in self._stream(f"SELECT s.line, s.performed_on, x.id {events} ORDER BY s.line, x.external_id"):
@@ -330,7 +424,9 @@ class Checker:
             stored = AdverseEvent.objects.in_bulk([pk for _line, _date, pk in batch])
             for line, performed_on, pk in batch:
                 event = stored[pk]
-                found = adverse_event_errors(event, performed_on=performed_on, allow_historical=True)
+                found = adverse_event_across_errors(
+                    event, performed_on=performed_on, death_date=None, allow_historical=True
+                )
                 if "onset_on" in found:
                     message = f"Stored adverse event {event.external_id}: {found['onset_on']}"
                     self.errors.add(RowError(PROCEDURES, line, "performed_on", message))
@@ -343,7 +439,7 @@ class Checker:
             stored = FollowUpVisit.objects.in_bulk([pk for _line, _date, pk in batch])
             for line, performed_on, pk in batch:
                 visit = stored[pk]
-                found = visit_errors(visit, performed_on=performed_on)
+                found = visit_across_errors(visit, performed_on=performed_on, death_date=None)
                 if "completed_on" in found:
                     message = f"Stored follow-up visit {visit.visit}: {found['completed_on']}"
                     self.errors.add(RowError(PROCEDURES, line, "performed_on", message))

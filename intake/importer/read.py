@@ -1,6 +1,6 @@
 """Return the rows of an import folder, parsed cell by cell and a chunk at a time, with every parse error found.
 
-This module knows the public CSV format (README "CSV import"): the files, their
+This module knows the public CSV format (docs/import-format.md): the files, their
 columns, how a cell becomes a value and which cells are required. It touches no
 database; intake.importer.check holds each chunk of rows against the other rows,
 the stored rows and the rule functions, and stages it.
@@ -11,6 +11,11 @@ read model instances. Where a rule compares clinics (``clinic_id``) the row hold
 the clinic's code: before anything is written, the code is the clinic's identity.
 Each row also carries ``refused``, the columns already reported as unreadable, so
 that no rule blames a cell a second time for a value it never had.
+
+Columns added to the format later (``Column.may_be_absent``) may be left out of a
+header: a file written for the older format imports as it always did, its rows carry
+the model's default for the missing column, and a stored record keeps its own value
+(write.py updates only the columns a file carries).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from core.text import SafeFreeTextValidator, SafeIdentifierValidator, validate_s
 from events.choices import SERIOUS_CRITERIA, Category, Causality, Outcome
 from events.models import AdverseEvent
 from intake.importer.errors import FILES, ErrorList, RowError
-from registry.choices import Carrier, CellSource, CellType, Guidance, Laterality, Sex, Site, Visit
+from registry.choices import Carrier, CellSource, CellType, Guidance, Laterality, Processing, Sex, Site, Target, Visit
 from registry.models import Clinic, Patient, Procedure
 
 CLINICS, PATIENTS, PROCEDURES, FOLLOW_UPS, EVENTS = FILES
@@ -45,6 +50,8 @@ class ClinicRow:
     country: str | None = None
     city: str = ""
     gmp_certified: bool | None = None
+    accreditation_body: str = ""
+    accreditation_expires_on: dt.date | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +65,7 @@ class PatientRow:
     enrolled_on: dt.date | None = None
     withdrawn_on: dt.date | None = None
     death_date: dt.date | None = None
+    death_cause: str = ""
 
 
 @dataclass(slots=True)
@@ -75,8 +83,9 @@ class ProcedureRow:
     cell_dose_millions: Decimal | None = None
     carrier: str = ""
     guidance: str = ""
-    # Not in the format: a stored procedure keeps its own values, which the rules must see.
     processing: str = ""
+    product_lot: str = ""
+    target: str = ""
     volume_ml: Decimal | None = None
 
 
@@ -254,6 +263,9 @@ class Column:
     required: bool = True
     empty: object = None  # the value of an empty optional cell
     free_text: bool = False  # may keep tabs and line breaks; every other cell is an id, a code or a value
+    # Added to the format later: a header may leave it out (older files keep working), and then
+    # a stored record keeps its value. A header that names it makes the file authoritative for it.
+    may_be_absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,6 +296,16 @@ SPECS = {
             Column("country", "country", _text(Clinic, "country")),
             Column("city", "city", _text(Clinic, "city"), required=False, empty="", free_text=True),
             Column("gmp_certified", "gmp_certified", _bool),
+            Column(
+                "accreditation_body",
+                "accreditation_body",
+                _text(Clinic, "accreditation_body"),
+                required=False,
+                empty="",
+                free_text=True,
+                may_be_absent=True,
+            ),
+            Column("accreditation_expires", "accreditation_expires_on", _date, required=False, may_be_absent=True),
         ),
         key=("code",),
     ),
@@ -298,6 +320,15 @@ SPECS = {
             Column("enrolled_on", "enrolled_on", _date),
             Column("withdrawn_on", "withdrawn_on", _date, required=False),
             Column("death_date", "death_date", _date, required=False),
+            Column(
+                "death_cause",
+                "death_cause",
+                _text(Patient, "death_cause"),
+                required=False,
+                empty="",
+                free_text=True,
+                may_be_absent=True,
+            ),
         ),
         key=("registry_id",),
     ),
@@ -318,6 +349,23 @@ SPECS = {
             ),
             Column("carrier", "carrier", _code(Carrier), required=False, empty=""),
             Column("guidance", "guidance", _code(Guidance), required=False, empty=""),
+            Column("processing", "processing", _code(Processing), required=False, empty="", may_be_absent=True),
+            Column(
+                "product_lot",
+                "product_lot",
+                _text(Procedure, "product_lot"),
+                required=False,
+                empty="",
+                may_be_absent=True,
+            ),
+            Column("target", "target", _code(Target), required=False, empty="", may_be_absent=True),
+            Column(
+                "volume_ml",
+                "volume_ml",
+                _decimal(Procedure, "volume_ml"),
+                required=False,
+                may_be_absent=True,
+            ),
         ),
         key=("external_id",),
     ),
@@ -381,17 +429,25 @@ def _read_header(path: Path, spec: FileSpec, errors: ErrorList) -> list[Column |
         return []
     by_name = {c.name: c for c in spec.columns}
     names = [h.strip() for h in header]
-    expected = ", ".join(by_name)
+    expected = ", ".join(n for n, c in by_name.items() if not c.may_be_absent)
+    if optional := [n for n, c in by_name.items() if c.may_be_absent]:
+        expected += f" (and optionally {', '.join(optional)})"
     for name in dict.fromkeys(names):  # each name once, in header order
         if name not in by_name:
             shown = name if _unsafe(name, free_text=False) is None else ascii(name)
             errors.add(RowError(spec.name, 1, shown or "(blank)", f"Unknown column; the columns are {expected}."))
         elif names.count(name) > 1:
             errors.add(RowError(spec.name, 1, name, "The column appears more than once."))
-    for name in by_name:
-        if name not in names:
+    for name, column in by_name.items():
+        if name not in names and not column.may_be_absent:
             errors.add(RowError(spec.name, 1, name, f"Missing column; the columns are {expected}."))
     return [by_name.get(name) for name in names]
+
+
+def left_out(spec: FileSpec, layout: list[Column | None]) -> set[str]:
+    """Return the row attributes of the columns a file with ``layout`` leaves out (those it may leave out)."""
+    given = {c.attr for c in layout if c is not None}
+    return {c.attr for c in spec.columns if c.may_be_absent and c.attr not in given}
 
 
 def read_chunks(path: Path, spec: FileSpec, layout: list[Column], errors: ErrorList, size: int) -> Iterator[list]:

@@ -8,7 +8,7 @@ one chunk at a time, so memory does not grow with the folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from events.choices import SERIOUS_CRITERIA
 from intake.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDURES
@@ -16,18 +16,25 @@ from intake.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDUR
 FLAGS = tuple(SERIOUS_CRITERIA.values())
 
 # file -> (staging table, its columns with types); "line" is the row's physical line in the file.
+# A column a file may leave out is staged all the same (with the row's default): write.py then
+# inserts that default and leaves the stored value alone.
 TABLES = {
-    CLINICS: ("import_clinic", "line int, code text, name text, country text, city text, gmp_certified boolean"),
+    CLINICS: (
+        "import_clinic",
+        "line int, code text, name text, country text, city text, gmp_certified boolean, accreditation_body text,"
+        " accreditation_expires_on date",
+    ),
     PATIENTS: (
         "import_patient",
         # death_first: the death date written with the row; death_date: the one it ends with (see write.py).
         "line int, registry_id text, clinic_code text, sex text, birth_year int, enrolled_on date,"
-        " withdrawn_on date, death_first date, death_date date, refused text[]",
+        " withdrawn_on date, death_first date, death_date date, refused text[], death_cause text",
     ),
     PROCEDURES: (
         "import_procedure",
         "line int, external_id text, patient_key text, clinic_code text, performed_on date, site text,"
-        " laterality text, cell_source text, cell_type text, cell_dose_millions numeric, carrier text, guidance text",
+        " laterality text, cell_source text, cell_type text, cell_dose_millions numeric, carrier text, guidance text,"
+        " processing text, product_lot text, target text, volume_ml numeric",
     ),
     FOLLOW_UPS: (
         "import_visit",
@@ -60,18 +67,55 @@ def table(name: str) -> str:
 
 def _values(name: str, r) -> tuple:
     if name == CLINICS:
-        return (r.line, r.code, r.name, r.country, r.city, r.gmp_certified)
+        return (r.line, r.code, r.name, r.country, r.city, r.gmp_certified, r.accreditation_body,
+                r.accreditation_expires_on)  # fmt: skip
     if name == PATIENTS:
         refused = sorted(r.refused)
         return (r.line, r.registry_id, r.clinic_id, r.sex, r.birth_year, r.enrolled_on, r.withdrawn_on,
-                r.death_date, r.death_date, refused)  # fmt: skip
+                r.death_date, r.death_date, refused, r.death_cause)  # fmt: skip
     if name == PROCEDURES:
         return (r.line, r.external_id, r.patient_key, r.clinic_id, r.performed_on, r.site, r.laterality,
-                r.cell_source, r.cell_type, r.cell_dose_millions, r.carrier, r.guidance)  # fmt: skip
+                r.cell_source, r.cell_type, r.cell_dose_millions, r.carrier, r.guidance, r.processing, r.product_lot,
+                r.target, r.volume_ml)  # fmt: skip
     if name == FOLLOW_UPS:
         return (r.line, r.procedure_key, r.visit, r.due_on, r.window_start, r.window_end, r.completed_on, True)
     return (r.line, r.external_id, r.procedure_key, r.category, r.term, r.onset_on, r.grade, r.serious,
             *(getattr(r, f) for f in FLAGS), r.outcome, r.resolved_on, r.causality_procedure)  # fmt: skip
+
+
+# file -> (registry table, key column = row attribute) of the records whose columns a file may leave out.
+_STORED = {
+    CLINICS: ("registry_clinic", "code"),
+    PATIENTS: ("registry_patient", "registry_id"),
+    PROCEDURES: ("registry_procedure", "external_id"),
+}
+
+
+def fill_left_out(cursor, name: str, rows: list, attrs: Collection[str]) -> None:
+    """Give the rows of stored records the stored values of ``attrs`` (columns file ``name`` leaves out).
+
+    A row then stands for the record as it will be after the import, so the rules read the
+    stored processing or cause of death that an older file does not carry (one look-up by key
+    per chunk, and none for a file that carries every column). write.py leaves these columns
+    alone all the same; rows of new records keep the default.
+    """
+    if not attrs:
+        return
+    stored_table, key = _STORED[name]
+    attrs = sorted(attrs)
+    keys = [k for r in rows if (k := getattr(r, key)) is not None]
+    if not keys:
+        return
+    cursor.execute(
+        f"SELECT {key}, {', '.join(attrs)} FROM {stored_table} WHERE {key} = ANY(%s)",  # noqa: S608 - constants
+        [keys],
+    )
+    stored = {k: values for k, *values in cursor.fetchall()}
+    for r in rows:
+        values = stored.get(getattr(r, key))
+        if values is not None:
+            for attr, value in zip(attrs, values, strict=True):
+                setattr(r, attr, value)
 
 
 def create_tables(cursor) -> None:

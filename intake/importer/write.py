@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -66,6 +66,8 @@ class _Target:
     joins: str  # resolve the staging row's codes to ids
     values: dict[str, str]  # column -> expression over the staging row (s) and its joins
     inserted: dict[str, str]  # columns the format does not carry: set on insert, never updated
+    # Of ``values``, those of columns a file may leave out (read.Column.may_be_absent) share the
+    # name of the row attribute, so write_staged's ``left_out`` names them directly.
     where: str = ""
 
 
@@ -75,8 +77,11 @@ _TARGETS = {
         "import_clinic",
         "code",
         "",
-        {c: f"s.{c}" for c in ("name", "country", "city", "gmp_certified")},
-        {"accreditation_body": "''", "accreditation_expires_on": "NULL", "created_at": _NOW},
+        {
+            c: f"s.{c}"
+            for c in ("name", "country", "city", "gmp_certified", "accreditation_body", "accreditation_expires_on")
+        },
+        {"created_at": _NOW},
     ),
     PATIENTS: _Target(
         "registry_patient",
@@ -87,6 +92,7 @@ _TARGETS = {
             "clinic_id": "c.id",
             **{c: f"s.{c}" for c in ("sex", "birth_year", "enrolled_on", "withdrawn_on")},
             "death_date": "s.death_first",
+            "death_cause": "s.death_cause",
         },
         {"consent_on": "NULL", "created_at": _NOW},
     ),
@@ -102,11 +108,9 @@ _TARGETS = {
                 c: f"s.{c}"
                 for c in ("performed_on", "site", "laterality", "cell_source", "cell_type", "cell_dose_millions")
             },
-            "carrier": "s.carrier",
-            "guidance": "s.guidance",
+            **{c: f"s.{c}" for c in ("carrier", "guidance", "processing", "product_lot", "target", "volume_ml")},
         },
-        {c: "''" for c in ("target", "indication", "processing", "product_lot", "operator")}
-        | {"volume_ml": "NULL", "created_at": _NOW},
+        {"indication": "''", "operator": "''", "created_at": _NOW},
     ),
     EVENTS: _Target(
         "events_adverseevent",
@@ -146,29 +150,44 @@ def timed(phases: dict[str, float], name: str):
 
 
 def write_staged(
-    cursor, *, staged: dict[str, int], present: Iterable[str], phases: dict[str, float] | None = None
+    cursor,
+    *,
+    staged: dict[str, int],
+    present: Iterable[str],
+    left_out: Mapping[str, Collection[str]] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> Summary:
     """Return the counts after writing the staging tables (``staged``: rows staged per file).
 
-    The caller holds the transaction and the audit context. Raises ImportRefused when the
-    database refuses a row (its triggers and constraints are the backstop).
+    ``left_out`` names, per file, the columns its header left out (read.left_out): new
+    records get their default, stored records keep their value. The caller holds the
+    transaction and the audit context. Raises ImportRefused when the database refuses a
+    row (its triggers and constraints are the backstop).
     """
     summary = Summary(phases=phases if phases is not None else {})
     counts = summary.files
+    left_out = left_out or {}
     try:
         with timed(summary.phases, "plan the schedule"):
             _plan(cursor)
         with timed(summary.phases, "write clinics"):
-            counts[CLINICS] = _upsert(cursor, _TARGETS[CLINICS], staged[CLINICS])
+            counts[CLINICS] = _upsert(cursor, _TARGETS[CLINICS], staged[CLINICS], keep=left_out.get(CLINICS, ()))
         with timed(summary.phases, "write patients"):
-            patients_updated = _upsert(cursor, _TARGETS[PATIENTS], staged[PATIENTS], ids=True)
+            patients_updated = _upsert(
+                cursor, _TARGETS[PATIENTS], staged[PATIENTS], keep=left_out.get(PATIENTS, ()), ids=True
+            )
         with timed(summary.phases, "write procedures"):
-            counts[PROCEDURES] = _upsert(cursor, _TARGETS[PROCEDURES], staged[PROCEDURES])
-            counts[PATIENTS] = _write_deferred_deaths(cursor, staged[PATIENTS], *patients_updated)
+            counts[PROCEDURES] = _upsert(
+                cursor, _TARGETS[PROCEDURES], staged[PROCEDURES], keep=left_out.get(PROCEDURES, ())
+            )
         with timed(summary.phases, "write visits"):
             _write_visits(cursor, staged[FOLLOW_UPS], summary)
         with timed(summary.phases, "write events"):
             counts[EVENTS] = _upsert(cursor, _TARGETS[EVENTS], staged[EVENTS])
+        with timed(summary.phases, "write deferred death dates"):
+            # Last: a death date may fit only once the procedures, visits and onsets it would
+            # precede have moved (see _plan).
+            counts[PATIENTS] = _write_deferred_deaths(cursor, staged[PATIENTS], *patients_updated)
     except (IntegrityError, DataError) as exc:
         raise database_refusal(exc) from exc
     present = set(present)
@@ -183,14 +202,21 @@ def _plan(cursor) -> None:
     the open stored visits of a procedure whose date moves are due again from the new date;
     every procedure of the folder, and every one its follow-ups name, gets the full schedule.
     """
-    # The database refuses a death date before a procedure as it stands at that moment, so
-    # such a death date is written last (the stored one first); check.py held it against the
-    # procedures as they will be.
+    # The database refuses a death date before a procedure, a completed visit or an onset as they
+    # stand at that moment, so such a death date is written last (the stored one first); check.py
+    # held it against the procedures, visits and events as they will be.
     cursor.execute(
         """UPDATE import_patient AS s SET death_first = p.death_date
            FROM registry_patient AS p
            WHERE p.registry_id = s.registry_id AND s.death_date IS NOT NULL
-             AND (SELECT max(pr.performed_on) FROM registry_procedure pr WHERE pr.patient_id = p.id) > s.death_date"""
+             AND (EXISTS (SELECT 1 FROM registry_procedure pr
+                          WHERE pr.patient_id = p.id AND pr.performed_on > s.death_date)
+                  OR EXISTS (SELECT 1 FROM registry_followupvisit v
+                             JOIN registry_procedure pr ON pr.id = v.procedure_id
+                             WHERE pr.patient_id = p.id AND v.completed_on > s.death_date)
+                  OR EXISTS (SELECT 1 FROM events_adverseevent e
+                             JOIN registry_procedure pr ON pr.id = e.procedure_id
+                             WHERE pr.patient_id = p.id AND e.retracted_at IS NULL AND e.onset_on > s.death_date))"""
     )
     offsets = _schedule_offsets()
     values = ", ".join(["(%s::text, %s::int, %s::int, %s::int)"] * len(offsets))
@@ -219,16 +245,20 @@ def _plan(cursor) -> None:
     cursor.execute("ANALYZE import_schedule")
 
 
-def _upsert(cursor, target: _Target, total: int, *, ids: bool = False):
-    """Return the counts (or, with ``ids``, the created count and the updated ids) of one upsert."""
+def _upsert(cursor, target: _Target, total: int, *, keep: Collection[str] = (), ids: bool = False):
+    """Return the counts (or, with ``ids``, the created count and the updated ids) of one upsert.
+
+    Stored records keep their values of the columns in ``keep`` (left out of the file's header).
+    """
     columns = list(target.values)
     exprs = list(target.values.values())
+    changed = {c: e for c, e in target.values.items() if c not in keep}
     cursor.execute(
-        f"""UPDATE {target.table} AS t SET {", ".join(f"{c} = {e}" for c, e in target.values.items())},
+        f"""UPDATE {target.table} AS t SET {", ".join(f"{c} = {e}" for c, e in changed.items())},
                    updated_at = now()
             FROM {target.staging} AS s {target.joins}
             WHERE t.{target.key} = s.{target.key} {target.where}
-              AND ({", ".join("t." + c for c in columns)}) IS DISTINCT FROM ({", ".join(exprs)})
+              AND ({", ".join("t." + c for c in changed)}) IS DISTINCT FROM ({", ".join(changed.values())})
             RETURNING t.id"""  # noqa: S608 - identifiers from _TARGETS; no value is interpolated
     )
     updated = {pk for (pk,) in cursor.fetchall()}

@@ -54,6 +54,7 @@ class PatientFilter(df.FilterSet):
     enrolled_before = df.DateFilter(field_name="enrolled_on", lookup_expr="lte")
     withdrawn = StrictBooleanFilter(field_name="withdrawn_on", lookup_expr="isnull", exclude=True)
     birth_year = IntegerFilter()
+    retracted = StrictBooleanFilter(field_name="retracted_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Patient
@@ -75,8 +76,10 @@ class ProcedureFilter(df.FilterSet):
     product_lot = df.CharFilter()
     overdue = StrictBooleanFilter(
         method=lambda qs, name, value: _overdue(qs, name, value, "procedure_id"),
-        help_text="Procedures with (true) or without (false) a follow-up visit past its window.",
+        help_text="Procedures with (true) or without (false) a follow-up visit on the overdue list.",
     )
+    lost_to_follow_up = StrictBooleanFilter(field_name="lost_to_follow_up_on", lookup_expr="isnull", exclude=True)
+    retracted = StrictBooleanFilter(field_name="retracted_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Procedure
@@ -92,8 +95,10 @@ class FollowUpVisitFilter(df.FilterSet):
     completed = StrictBooleanFilter(field_name="completed_on", lookup_expr="isnull", exclude=True)
     overdue = StrictBooleanFilter(
         method=lambda qs, name, value: _overdue(qs, name, value, "pk"),
-        help_text="Visits past their window and not completed.",
+        help_text="Visits past their window, not completed, of patients still followed up (not retracted, "
+        "died, withdrawn or lost to follow-up).",
     )
+    retracted = StrictBooleanFilter(field_name="retracted_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = FollowUpVisit

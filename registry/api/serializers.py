@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.text import validate_safe_identifier
+from core.text import validate_safe_free_text, validate_safe_identifier
 from registry import selectors
 from registry.api.base import RegistrySerializer
-from registry.models import Clinic, FollowUpVisit, Patient, Procedure
+from registry.choices import ContactMethod
+from registry.models import Clinic, ContactAttempt, FollowUpVisit, Patient, Procedure
 
 
 class ClinicSerializer(RegistrySerializer):
@@ -26,7 +27,11 @@ class ClinicSerializer(RegistrySerializer):
         read_only_fields = fields
 
 
+RETRACTION_FIELDS = ("retracted", "retracted_at", "retraction_reason")
+
+
 class PatientSerializer(RegistrySerializer):
+    retracted = serializers.BooleanField(source="is_retracted", read_only=True)
     clinic = serializers.SlugRelatedField(
         slug_field="code",
         queryset=Clinic.objects.none(),
@@ -46,11 +51,15 @@ class PatientSerializer(RegistrySerializer):
             "consent_on",
             "withdrawn_on",
             "death_date",
+            "death_cause",
+            "retracted",
+            "retracted_at",
+            "retraction_reason",
             "version",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("id", "registry_id", "version", "created_at", "updated_at")
+        read_only_fields = ("id", "registry_id", *RETRACTION_FIELDS, "version", "created_at", "updated_at")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,6 +77,7 @@ class ProcedureSerializer(RegistrySerializer):
     )
     patient = serializers.SlugRelatedField(slug_field="registry_id", queryset=Patient.objects.none())
     clinic = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    retracted = serializers.BooleanField(source="is_retracted", read_only=True)
 
     class Meta:
         model = Procedure
@@ -90,11 +100,23 @@ class ProcedureSerializer(RegistrySerializer):
             "guidance",
             "product_lot",
             "operator",
+            "lost_to_follow_up_on",
+            "retracted",
+            "retracted_at",
+            "retraction_reason",
             "version",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("id", "clinic", "version", "created_at", "updated_at")
+        read_only_fields = (
+            "id",
+            "clinic",
+            "lost_to_follow_up_on",
+            *RETRACTION_FIELDS,
+            "version",
+            "created_at",
+            "updated_at",
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,7 +127,10 @@ class ProcedureSerializer(RegistrySerializer):
 
 class FollowUpVisitSerializer(RegistrySerializer):
     procedure = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    overdue = serializers.BooleanField(source="is_overdue", read_only=True)
+    overdue = serializers.SerializerMethodField(
+        help_text="On the overdue list: window closed, not completed, and the patient still followed up."
+    )
+    retracted = serializers.BooleanField(source="is_retracted", read_only=True)
 
     class Meta:
         model = FollowUpVisit
@@ -120,7 +145,48 @@ class FollowUpVisitSerializer(RegistrySerializer):
             "contact_method",
             "notes",
             "overdue",
+            "retracted",
+            "retracted_at",
+            "retraction_reason",
             "version",
             "updated_at",
         )
-        read_only_fields = ("id", "procedure", "visit", "due_on", "window_start", "window_end", "version", "updated_at")
+        read_only_fields = (
+            "id",
+            "procedure",
+            "visit",
+            "due_on",
+            "window_start",
+            "window_end",
+            *RETRACTION_FIELDS,
+            "version",
+            "updated_at",
+        )
+
+    def get_overdue(self, visit) -> bool:
+        return selectors.visit_is_overdue(visit)
+
+
+class RetractionSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000,
+        validators=[validate_safe_free_text],
+        help_text="Why the record is withdrawn (duplicate, wrong patient, entered in error...).",
+    )
+
+
+class ContactAttemptSerializer(RegistrySerializer):
+    # Named as on the visit (one vocabulary, one name in the schema).
+    contact_method = serializers.ChoiceField(
+        source="method",
+        choices=ContactMethod.choices,
+        error_messages={
+            "invalid_choice": f'"{{input}}" is not a valid choice. Allowed values: {", ".join(ContactMethod.values)}.'
+        },
+    )
+    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ContactAttempt
+        fields = ("id", "attempted_on", "contact_method", "outcome", "notes", "recorded_by", "created_at")
+        read_only_fields = ("id", "recorded_by", "created_at")

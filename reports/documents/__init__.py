@@ -1,10 +1,11 @@
-"""Readable documents of an incidence run: the report page, charts, XLSX workbook and PDF safety report.
+"""Readable documents of a succeeded incidence run: the report page, charts, XLSX workbook and PDF safety report.
 
-- ``curves``: Kaplan-Meier step curves per stratum, counted in SQL from the engine's own
-  per-procedure table (reports.engine.sql ``base``), so they pass through the stored
-  30-day, 1, 2 and 5-year figures.
+Every document reads only what the run stored (reports.models, reports.snapshot), so the
+same run's documents show the same numbers whatever happens to the registry afterwards.
+
+- ``curves``: the run's Kaplan-Meier step curves per stratum (computed by reports.engine).
 - ``provider``: each clinic's rate against the pooled rate, with funnel-plot control limits.
-- ``linelisting``: the de-identified events that count for a run.
+- ``linelisting``: the de-identified events that counted for the run.
 - ``charts``: forest plot, Kaplan-Meier curves, funnel plot (matplotlib, Agg).
 - ``workbook`` / ``pdf``: the downloads; ``views``: admin pages and API routes.
 """

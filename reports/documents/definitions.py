@@ -15,6 +15,8 @@ COUNTING_RULES: tuple[str, ...] = (
     "Last contact = latest of the procedure date, completed follow-up visits, adverse-event onsets, death date.",
     "Observation end = earliest of last contact, withdrawal date, data cut-off date.",
     "Procedures performed after the data cut-off are not in the report at all.",
+    "Retracted procedures, procedures of retracted patients and retracted follow-up visits are not in the "
+    "report at all.",
     "A case is a procedure whose first qualifying event has onset on or before its observation end; "
     "later events of the same outcome on that procedure add nothing.",
     "Days at risk = (first qualifying onset for a case, else observation end) - procedure date; "
@@ -30,9 +32,11 @@ KM_METHOD = (
 )
 RATE_METHOD = "Rate per 100 person-years, 95 % exact Poisson (Garwood) interval."
 LINE_LISTING = (
-    "Line listing: non-retracted events of procedures in the run's clinics performed on or before the cut-off, "
-    "with onset on or before the cut-off and the patient's withdrawal, within the onset window if any, that "
-    "qualify for one of the run's outcomes. De-identified: patient, procedure and event appear under pseudonyms "
+    "Line listing: the events that counted for the run, as they stood when it succeeded: non-retracted events "
+    "of the run's procedures (none of them or their patients retracted) with onset on or before the "
+    "procedure's observation end (so on or before the cut-off and the patient's withdrawal), within the onset "
+    "window if any, that qualify for one of the run's outcomes; earliest onsets first, at most "
+    "REPORTS_MAX_RESULT_ROWS of them. De-identified: patient, procedure and event appear under pseudonyms "
     "drawn afresh for each download; no verbatim terms, notes, lots, clinic or dates (onset and resolution are "
     "days since the procedure); birth year top-coded per patient (90+ = aged 90 or more in the year of the "
     "download); birth year, sex, country and procedure period generalised so that every combination shown is "
@@ -40,14 +44,30 @@ LINE_LISTING = (
 )
 
 
-def listing_definition(plan) -> str:
-    """Return the line-listing definition with the generalisation ``plan`` (deidentified.Plan) applied."""
+NOT_FROZEN = (
+    "This run was computed before report documents were frozen with their run, so it stored no line "
+    "listing, curves or provider comparison: start the report again to get them."
+)
+
+
+def listing_definition(plan, *, run: IncidenceRun | None = None) -> str:
+    """Return the line-listing definition with the generalisation ``plan`` (deidentified.Plan) applied,
+    and, when ``run`` stored fewer events than counted (REPORTS_MAX_RESULT_ROWS), how many it kept."""
     text = LINE_LISTING.format(k=plan.min_k)
     shown = "none" if plan.k is None else str(plan.k)
-    return (
+    text = (
         f"{text} This listing: {plan.node.describe()}; smallest combination shown: {shown} patients; "
         f"{plan.suppressed_rows} of {plan.rows} rows left out."
     )
+    if run is not None and run.listing_total is None:
+        # A run that succeeded before report documents were frozen (issue 9) stored no listing,
+        # curves or provider rates: its documents show its stored results only.
+        text += " " + NOT_FROZEN
+    elif run is not None:
+        stored = run.listing_rows.count()
+        if stored < run.listing_total:
+            text += f" The run kept the {stored:,} earliest of its {run.listing_total:,} counted events."
+    return text
 
 
 def proportion_method(run: IncidenceRun) -> str:

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from reports import selectors
 from reports.choices import HORIZONS, ExportKind, RunStatus
 from reports.documents.curves import km_curves
+from reports.documents.definitions import NOT_FROZEN
 from reports.documents.linelisting import line_listing
 from reports.documents.provider import provider_comparison
 from reports.exports.services import export_log_finish, export_log_start
@@ -170,8 +171,8 @@ class RunDocumentsAdminMixin:
         run = self._run(request, run_id)
         outcome = chart_outcome(run, request.GET.get("outcome"))
         results = [_result_display(run, r) for r in selectors.results_of_run(run) if r.outcome == outcome]
-        comparison = next(c for c in provider_comparison(run) if c.outcome == outcome)
-        clinics = [_clinic_display(c) for c in comparison.clinics]
+        comparison = next((c for c in provider_comparison(run) if c.outcome == outcome), None)
+        clinics = [_clinic_display(c) for c in comparison.clinics] if comparison else []
         query = f"?outcome={outcome}"
         chart = {k: reverse("admin:reports_incidencerun_chart", args=[run.pk, k]) + query for k in CHART_KINDS}
         context = {
@@ -185,6 +186,7 @@ class RunDocumentsAdminMixin:
             "outcomes": [(o, _charts().outcome_label(o)) for o in run.outcomes],
             "results": results,
             "comparison": comparison,
+            "not_frozen": NOT_FROZEN if run.listing_total is None else "",
             "clinics": clinics,
             "chart": chart,
             "xlsx_url": reverse("admin:reports_incidencerun_xlsx", args=[run.pk]),

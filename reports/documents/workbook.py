@@ -20,8 +20,8 @@ from core.text import starts_like_formula, strip_unsafe
 from reports.documents.definitions import definitions, listing_definition
 from reports.documents.linelisting import COLUMNS as LISTING_COLUMNS
 from reports.documents.provider import Comparison
-from reports.exports.incidence_csv import header
 from reports.exports.deidentified import Plan
+from reports.exports.incidence_csv import header
 from reports.models import IncidenceRun
 
 PROVIDER_COLUMNS = (
@@ -122,7 +122,7 @@ def build_workbook(
     _sheet(wb, "Line listing", LISTING_COLUMNS, listing, widths={"patient": 18, "procedure": 18, "event": 18})
     terms = definitions(run, user=user)
     if listing_plan is not None:
-        terms = [(t, listing_definition(listing_plan) if t == "Line listing" else d) for t, d in terms]
+        terms = [(t, listing_definition(listing_plan, run=run) if t == "Line listing" else d) for t, d in terms]
     ws = _sheet(wb, "Definitions", ("term", "definition"), terms, widths={"term": 24, "definition": 120})
     for row in ws.iter_rows(min_row=2):
         row[1].alignment = Alignment(wrap_text=True, vertical="top")

@@ -13,6 +13,8 @@ Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is 
 
 - Unit: the procedure; time zero ``performed_on``; procedures performed after the
   cut-off are not in the report at all.
+- Entered in error: a retracted procedure, any procedure of a retracted patient and a
+  retracted follow-up visit are not in the report at all (as unit, contact or event).
 - Counting events: only non-retracted events (``retracted_at IS NULL``) exist for the
   report, both as outcomes and as contacts.
 - Last contact = latest of performed_on, completed follow-up visit dates, onsets of
@@ -61,7 +63,7 @@ Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is 
 from django.db import connections
 
 from reports.engine.compute import IncidenceRow, compute_incidence, iter_incidence
-from reports.engine.curves import Curve, km_curves, stratum_label
+from reports.engine.curves import Curve, iter_km_curves, km_curves, stratum_label
 from reports.engine.estimate import SizeEstimate, estimate_result_rows
 from reports.engine.params import IncidenceParams
 from reports.engine.sql import build_counted_events_sql
@@ -85,6 +87,7 @@ __all__ = [
     "counted_events_sql",
     "estimate_result_rows",
     "iter_incidence",
+    "iter_km_curves",
     "km_curves",
     "stratum_label",
 ]

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import connections, transaction
 
-from reports.engine import stats
 from reports.choices import HORIZONS, MARGIN
+from reports.engine import stats
 from reports.engine.km import km_at_horizons, parse_days
 from reports.engine.params import IncidenceParams
 from reports.engine.sql import build_incidence_sql

@@ -11,13 +11,13 @@ days. Memory holds one row per finest stratum and distinct day of one outcome.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db import connections, transaction
 
 from reports.choices import MARGIN
-from reports.engine.compute import WORK_MEM
+from reports.engine.compute import FETCH_ROWS, WORK_MEM
 from reports.engine.km import km_step_curve
 from reports.engine.params import IncidenceParams
 from reports.engine.sql import build_curve_points_sql
@@ -54,29 +54,63 @@ def stratum_label(stratum) -> str:
     return " / ".join("all" if v == MARGIN else str(v) for v in values)
 
 
-def _curve_points(params: IncidenceParams, outcome: str, using: str) -> list[tuple]:
-    """Return rows (s0..s{n-1}, day, events, censored) at the finest strata."""
-    sql, args = build_curve_points_sql(params, outcome=outcome)
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, args)
-        return cursor.fetchall()
+def iter_km_curves(
+    *,
+    params: IncidenceParams,
+    outcomes: Sequence[str] | None = None,
+    strata: Sequence[dict] | None = None,
+    using: str = "default",
+) -> Iterator[tuple[str, list[Curve]]]:
+    """Yield (outcome, curves) for each of ``outcomes`` (default every outcome of ``params``), one curve per stratum.
+
+    ``strata``: the strata wanted ({column: value or "ALL"}); default every finest stratum
+    (no margins), then the overall margin. One statement reads the per-procedure table once
+    for all outcomes; its rows stream through a server-side cursor, an outcome at a time, so
+    memory holds one outcome's day counts.
+    """
+    ks = sorted(params.outcomes.index(o) for o in (outcomes or params.outcomes))
+    for k, cells in _day_counts(params, ks, using):
+        yield params.outcomes[k], _curves(params, cells, strata)
+
+
+def _day_counts(params: IncidenceParams, ks: list[int], using: str) -> Iterator[tuple[int, dict]]:
+    """Yield (k, {finest stratum: {day: [events, censored]}}) for each outcome index of ``ks``, in order
+    (an outcome without procedures has no day at all)."""
+    sql, args = build_curve_points_sql(params, outcomes=[params.outcomes[k] for k in ks])
+    waiting = iter(ks)
+    with transaction.atomic(using=using):
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            cursor.execute("SET LOCAL jit = off")
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, args)
+            current, cells = next(waiting), defaultdict(dict)
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                for k, *record in rows:
+                    while k != current:
+                        yield current, cells
+                        current, cells = next(waiting), defaultdict(dict)
+                    key, (day, events, censored) = tuple(record[:-3]), record[-3:]
+                    cells[key][int(day)] = [int(events), int(censored)]
+    yield current, cells
+    for k in waiting:
+        yield k, {}
 
 
 def km_curves(
     *, params: IncidenceParams, outcome: str, strata: Sequence[dict] | None = None, using: str = "default"
 ) -> list[Curve]:
-    """Return the Kaplan-Meier curves of ``outcome`` for the report of ``params``, one per stratum.
+    """Return the Kaplan-Meier curves of ``outcome`` for the report of ``params``, one per stratum (see
+    iter_km_curves)."""
+    for _, curves in iter_km_curves(params=params, outcomes=[outcome], strata=strata, using=using):
+        return curves
+    return []  # pragma: no cover - the overall curve always comes, even of no procedures
 
-    ``strata``: the strata wanted ({column: value or "ALL"}); default every finest stratum
-    (no margins), then the overall margin.
-    """
+
+def _curves(params: IncidenceParams, cells: dict[tuple, dict[int, list[int]]], strata) -> list[Curve]:
+    """Return one curve per wanted stratum from the day counts of the finest strata."""
     names = list(params.strata)
-    cells: dict[tuple, dict[int, list[int]]] = defaultdict(dict)
-    for record in _curve_points(params, outcome, using):
-        key, (day, events, censored) = tuple(record[: len(names)]), record[len(names) :]
-        cells[key][int(day)] = [int(events), int(censored)]
     if strata is None:
         if names:
             strata = [dict(zip(names, key, strict=True)) for key in sorted(cells)]

@@ -4,7 +4,7 @@ Pipeline (CTEs), all in PostgreSQL, one scan of each table:
 
 ``ev``      per procedure: latest onset of any counting (non-retracted) event, and the
             first onset per outcome (``min(onset_on) FILTER (WHERE <outcome>)``).
-``vis``     per procedure: latest completed follow-up visit.
+``vis``     per procedure: latest completed (non-retracted) follow-up visit.
             (Both materialised on their own, so PostgreSQL may aggregate them with
             parallel workers without every worker rebuilding them for a join.)
 ``base``    per procedure (materialised once): stratum values; ``e`` = observation end
@@ -34,6 +34,8 @@ anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from reports.choices import AGE_BANDS, KM_MAX_DAY, OUTCOME_ANY, OUTCOME_GRADE_3_PLUS, OUTCOME_SERIOUS
 from reports.engine.params import IncidenceParams
 
@@ -57,34 +59,35 @@ STRATUM_SQL: dict[str, str] = {
     "year": "to_char(p.performed_on, 'YYYY')",
 }
 _NEEDS_CLINIC = {"clinic", "country"}
-_NEEDS_PATIENT = {"sex", "age_band"}
+
+
+def outcome_predicate(outcome: str, index: int, args: dict) -> str | None:
+    """Return the SQL condition on events ``e`` selecting the events of ``outcome`` (None: every event)."""
+    if outcome == OUTCOME_ANY:
+        return None
+    if outcome == OUTCOME_SERIOUS:
+        return "e.serious"
+    if outcome == OUTCOME_GRADE_3_PLUS:
+        return "e.grade >= 3"
+    args[f"cat{index}"] = outcome
+    return f"e.category = %(cat{index})s"
 
 
 def _outcome_filter(outcome: str, index: int, args: dict) -> str:
     """Return the FILTER clause (or '') selecting the events of ``outcome``."""
-    if outcome == OUTCOME_ANY:
-        return ""
-    if outcome == OUTCOME_SERIOUS:
-        return " FILTER (WHERE e.serious)"
-    if outcome == OUTCOME_GRADE_3_PLUS:
-        return " FILTER (WHERE e.grade >= 3)"
-    args[f"cat{index}"] = outcome
-    return f" FILTER (WHERE e.category = %(cat{index})s)"
+    predicate = outcome_predicate(outcome, index, args)
+    return "" if predicate is None else f" FILTER (WHERE {predicate})"
 
 
-def _procedures(params: IncidenceParams, args: dict, *, patient: bool = True) -> tuple[str, str]:
-    """Return (joins, where) selecting the report's procedures: in scope, performed by the cut-off.
-
-    ``patient`` False joins the patient only when a stratum needs it.
-    """
+def _procedures(params: IncidenceParams, args: dict) -> tuple[str, str]:
+    """Return (joins, where) selecting the report's procedures: in scope, performed by the cut-off, and
+    neither the procedure nor its patient retracted (entered in error: in no statistic)."""
     args["cutoff"] = params.cutoff_on
-    where = "p.performed_on <= %(cutoff)s::date"
+    where = "p.performed_on <= %(cutoff)s::date AND p.retracted_at IS NULL AND pt.retracted_at IS NULL"
     if params.clinic_ids is not None:
         args["scope"] = sorted(params.clinic_ids)
         where += " AND p.clinic_id = ANY(%(scope)s)"
-    joins = ""
-    if patient or _NEEDS_PATIENT & set(params.strata):
-        joins += " JOIN registry_patient pt ON pt.id = p.patient_id"
+    joins = " JOIN registry_patient pt ON pt.id = p.patient_id"
     if _NEEDS_CLINIC & set(params.strata):
         joins += " JOIN registry_clinic c ON c.id = p.clinic_id"
     return joins, where
@@ -139,7 +142,7 @@ def _contact_ctes(params: IncidenceParams, args: dict) -> str:
 vis AS MATERIALIZED (
     SELECT v.procedure_id, max(v.completed_on) AS last_visit
     FROM registry_followupvisit v
-    WHERE v.completed_on IS NOT NULL {scope_vis}
+    WHERE v.completed_on IS NOT NULL AND v.retracted_at IS NULL {scope_vis}
     GROUP BY v.procedure_id
 )"""  # noqa: S608 - fixed fragments; values are bound
 
@@ -280,7 +283,7 @@ def build_estimate_sql(params: IncidenceParams, *, exact: bool) -> tuple[str, di
     is the report's number of rows per outcome (its cost grows with 2^strata x f).
     """
     args: dict = {}
-    joins, where = _procedures(params, args, patient=False)
+    joins, where = _procedures(params, args)
     strata = [f"s{i}" for i in range(len(params.strata))]
     columns = _stratum_columns(params).rstrip(", ") or "1 AS one"
     group = ", ".join(strata) or "()"
@@ -294,24 +297,30 @@ def build_estimate_sql(params: IncidenceParams, *, exact: bool) -> tuple[str, di
     return sql, args
 
 
-def build_curve_points_sql(params: IncidenceParams, *, outcome: str) -> tuple[str, dict]:
-    """Return (sql, args) giving the Kaplan-Meier input of ``outcome`` at the finest strata.
+def build_curve_points_sql(params: IncidenceParams, *, outcomes: Sequence[str] | None = None) -> tuple[str, dict]:
+    """Return (sql, args) giving the Kaplan-Meier input of ``outcomes`` (default all) at the finest strata.
 
-    Rows (s0..s{n-1}, day, events, censored), ordered: per finest stratum and day, the
-    first qualifying onsets of cases (events) and the observation ends of the others
-    (censored), from the very ``base`` the incidence rows are counted from.
+    Rows (k, s0..s{n-1}, day, events, censored), k the outcome's index in params.outcomes,
+    ordered by k, stratum and day: per finest stratum and day, the first qualifying onsets of
+    cases (events) and the observation ends of the others (censored), from the very ``base``
+    the incidence rows are counted from (materialised once, read once per outcome).
     """
     args: dict = {}
-    k = params.outcomes.index(outcome)
+    ks = [params.outcomes.index(o) for o in (outcomes or params.outcomes)]
     strata = "".join(f"COALESCE(s{i}, '') AS s{i}, " for i in range(len(params.strata)))
     plain = "".join(f"s{i}, " for i in range(len(params.strata)))
+    branches = "\nUNION ALL\n".join(
+        f"SELECT {k} AS k, {strata}COALESCE(t{k}, e) AS day, count(t{k}) AS events, "  # noqa: S608 - indexes
+        f"count(*) - count(t{k}) AS censored FROM base GROUP BY {plain}COALESCE(t{k}, e)"
+        for k in ks
+    )
     sql = f"""
 {_per_procedure_ctes(params, args)}
-SELECT {strata}COALESCE(t{k}, e) AS day, count(t{k}) AS events, count(*) - count(t{k}) AS censored
-FROM base
-GROUP BY {plain}COALESCE(t{k}, e)
-ORDER BY {plain}day
-"""  # noqa: S608 - fixed fragments and a validated outcome index; values are bound
+SELECT * FROM (
+{branches}
+) points
+ORDER BY k, {plain}day
+"""  # noqa: S608 - fixed fragments and validated outcome indexes; values are bound
     return sql, args
 
 

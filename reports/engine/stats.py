@@ -41,8 +41,12 @@ def wilson_interval(*, cases, n, alpha: float = ALPHA) -> Intervals:
         denom = 1 + crit2 / n
         center = (q + crit2 / (2 * n)) / denom
         dist = crit * np.sqrt(q * (1.0 - q) / n + crit2 / (4.0 * n**2)) / denom
-    # Rounding can put a limit a hair outside [0, 1] (-8.7e-19 for 0 cases): a proportion cannot be.
-    return _clamp(center - dist), _clamp(center + dist)
+    # Rounding can put a limit a hair off its exact value (-8.7e-19 for 0 cases, where it is 0) or outside
+    # [0, 1]: the limits at 0 and n cases are exact, and every limit stays within [0, 1].
+    low = np.where(cases == 0, 0.0, center - dist)
+    high = np.where(cases == n, 1.0, center + dist)
+    empty = n == 0
+    return _clamp(np.where(empty, np.nan, low)), _clamp(np.where(empty, np.nan, high))
 
 
 def _clamp(values: np.ndarray) -> np.ndarray:

@@ -1,8 +1,7 @@
 """Admin: the export log (read-only, registry administrators) and the overdue follow-up summary per clinic.
 
-Registered when reports/admin.py imports this module (``from reports.exports import admin``):
-the admin builds its URLs from the registry when config.urls loads, so the registration
-must happen during admin autodiscovery.
+Registered by reports/admin.py (``admin.site.register(ExportLog, ExportLogAdmin)``), the
+module Django's admin autodiscovery imports.
 """
 
 from __future__ import annotations
@@ -10,41 +9,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Min
-from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core.dates import today
 from registry.selectors import visits_for_user
-from reports.exports.models import ExportLog
 
-OVERDUE_TEMPLATE = engines["django"].from_string(
-    """{% extends "admin/base_site.html" %}
-{% block content %}
-<p>Follow-up visits not completed whose window closed before {{ on|date:"Y-m-d" }}, per clinic.
-Download the chase list as CSV, or open the visits in the follow-up visit list.</p>
-<table>
-  <thead><tr><th>Clinic</th><th>Overdue visits</th><th>Oldest window end</th><th></th><th></th></tr></thead>
-  <tbody>
-  {% for row in rows %}
-    <tr>
-      <td>{{ row.code }}</td><td>{{ row.overdue }}</td><td>{{ row.oldest|date:"Y-m-d" }}</td>
-      <td><a href="{{ csv_url }}?clinic={{ row.code|urlencode }}">CSV</a></td>
-      <td><a href="{{ visits_url }}?overdue=yes&amp;clinic={{ row.clinic_id }}">Visits</a></td>
-    </tr>
-  {% empty %}
-    <tr><td colspan="5">No overdue visits.</td></tr>
-  {% endfor %}
-  </tbody>
-  {% if rows %}<tfoot><tr><th>Total</th><th>{{ total }}</th><th></th>
-    <th><a href="{{ csv_url }}">CSV</a></th><th></th></tr></tfoot>{% endif %}
-</table>
-{% endblock %}
-"""
-)
+OVERDUE_TEMPLATE = "admin/reports/exportlog/overdue_visits.html"
 
 
-@admin.register(ExportLog)
 class ExportLogAdmin(admin.ModelAdmin):
     """Who exported what: read-only for everyone (the database refuses edits of finished entries anyway)."""
 

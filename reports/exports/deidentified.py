@@ -1,6 +1,6 @@
 """The de-identified line listing (HIPAA Safe Harbor style, k-anonymous): the SELECT behind its CSV and XLSX.
 
-What leaves: one row per counting (not retracted) adverse event with
+What leaves: one row per counting adverse event (neither it, its procedure nor its patient retracted) with
 - export-local pseudonyms for the patient, the procedure and the event, drawn afresh for
   every export (a keyed hash of the row id with a random key that is never stored), so two
   exports cannot be joined with each other or back to the registry;
@@ -42,7 +42,14 @@ from django.db import connection
 from django.db.models import F, IntegerField, QuerySet
 from django.db.models.functions import Cast, ExtractYear
 
-from reports.exports.listing import TOP_CODED_LABEL, DaysBetween, SeriousCriteria, TopCodedBirthYear, boolean_text
+from reports.exports.listing import (
+    TOP_CODED_LABEL,
+    DaysBetween,
+    SeriousCriteria,
+    TopCodedBirthYear,
+    boolean_text,
+    not_retracted,
+)
 from reports.exports.streaming import compose_select
 
 QUASI_IDENTIFIERS: tuple[str, ...] = ("birth_year", "sex", "country", "procedure_period")
@@ -193,7 +200,7 @@ def _aliased(qs: QuerySet, expressions: dict) -> QuerySet:
 
 def _base(events: QuerySet, *, export_year: int) -> QuerySet:
     """Return one row per counting event: internal ids, raw quasi-identifiers and the coded columns."""
-    return _aliased(events.filter(retracted_at__isnull=True), _event_columns(export_year=export_year))
+    return _aliased(not_retracted(events), _event_columns(export_year=export_year))
 
 
 def snapshot_base(events: QuerySet) -> QuerySet:

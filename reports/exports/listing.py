@@ -126,6 +126,15 @@ def boolean_text(field: str):
     return Cast(field, CharField())
 
 
+def not_retracted(events: QuerySet) -> QuerySet:
+    """Return ``events`` without those entered in error: the event, its procedure or its patient retracted."""
+    return events.filter(
+        retracted_at__isnull=True,
+        procedure__retracted_at__isnull=True,
+        procedure__patient__retracted_at__isnull=True,
+    )
+
+
 def line_listing(
     qs: QuerySet, *, include_retracted: bool, export_year: int, spreadsheet_safe: bool = True
 ) -> tuple[tuple[str, ...], QuerySet]:
@@ -166,12 +175,17 @@ def line_listing(
     }
     columns = LINE_LISTING_COLUMNS
     if include_retracted:
+        # Retracted: the event itself, its procedure or its patient (entered in error).
         expressions[RETRACTED_COLUMN] = Func(
-            F("retracted_at"), template="(%(expressions)s IS NOT NULL)::text", output_field=TextField()
+            F("retracted_at"),
+            F("procedure__retracted_at"),
+            F("procedure__patient__retracted_at"),
+            template="(COALESCE(%(expressions)s) IS NOT NULL)::text",
+            output_field=TextField(),
         )
         columns = (*columns, RETRACTED_COLUMN)
     else:
-        qs = qs.filter(retracted_at__isnull=True)
+        qs = not_retracted(qs)
     return columns, _select(qs.order_by("onset_on", "id"), expressions)
 
 

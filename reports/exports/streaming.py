@@ -11,8 +11,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.models.sql.where import WhereNode
 
-from reports.exports.services import export_log_finish
 from reports.exports.models import ExportLog
+from reports.exports.services import export_log_finish
 
 CHUNK_BYTES = 256 * 1024
 

@@ -44,10 +44,10 @@ from registry.api.base import RegistryModelPermissions
 from registry.api.filters import FollowUpVisitFilter, StrictBooleanField
 from registry.selectors import visits_for_user
 from reports.choices import ExportKind
-from reports.exports.services import export_log_finish, export_log_start
-from reports.exports.models import ExportLog
 from reports.exports import listing
 from reports.exports.deidentified import deidentified_listing
+from reports.exports.models import ExportLog
+from reports.exports.services import export_log_finish, export_log_start
 from reports.exports.streaming import compose_select, copy_csv_stream
 
 FHIR_BATCH = 200  # entries per chunk written
@@ -230,7 +230,7 @@ class AdverseEventFhirBundle(_ExportView):
 
     def get_queryset(self):
         # Retracted events are not adverse events any more: never served as FHIR.
-        return adverse_events_for_user(self.request.user).filter(retracted_at__isnull=True)
+        return listing.not_retracted(adverse_events_for_user(self.request.user))
 
     @extend_schema(
         operation_id="export_adverse_events_fhir",

@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from knox.models import AuthToken
 
 from events.models import AdverseEvent
-from registry.models import Clinic, FollowUpVisit, Membership, Patient, Procedure
+from registry.models import Clinic, ContactAttempt, FollowUpVisit, Membership, Patient, Procedure
 from tests.conftest import PASSWORD, confirmed_device
 from tests.factories import AdverseEventFactory, ProcedureFactory
 
@@ -37,13 +37,22 @@ ROUTES: dict[str, str | None] = {
     "clinic-detail": "clinic",
     "patient-list": None,
     "patient-detail": "patient",
+    "patient-retract": "patient",
+    "patient-restore": "patient",
     "procedure-list": None,
     "procedure-detail": "procedure",
+    "procedure-retract": "procedure",
+    "procedure-restore": "procedure",
+    "procedure-lost-to-follow-up": "procedure",
     "followupvisit-list": None,
     "followupvisit-detail": "visit",
+    "followupvisit-retract": "visit",
+    "followupvisit-restore": "visit",
+    "followupvisit-contact-attempts": "visit",
     "adverseevent-list": None,
     "adverseevent-detail": "ae",
     "adverseevent-retract": "ae",
+    "adverseevent-restore": "ae",
     "api-token": None,
     "api-token-list": None,
     "api-token-detail": "token_key",
@@ -109,6 +118,11 @@ ADMIN_VIEWS = ("changelist", "add", "change", "delete", "history")
 for _model, _obj in ADMIN_MODELS.items():
     for _view in ADMIN_VIEWS:
         ROUTES[f"admin:{_model}_{_view}"] = None if _view in ("changelist", "add") else _obj
+# Retraction and restore pages of the retractable rows, and the procedure's lost-to-follow-up button.
+for _model in ("registry_patient", "registry_procedure", "registry_followupvisit", "events_adverseevent"):
+    for _view in ("retract", "restore"):
+        ROUTES[f"admin:{_model}_{_view}"] = ADMIN_MODELS[_model]
+ROUTES["admin:registry_procedure_lost_to_follow_up"] = "procedure"
 
 
 def all_routes():
@@ -176,7 +190,7 @@ def victims(clinic_a, clinic_b, alice, bob, charlie, dora, root):
 
 
 def snapshot(attacker: str):
-    tables = (Clinic, Patient, Procedure, FollowUpVisit, AdverseEvent, Membership, TOTPDevice)
+    tables = (Clinic, Patient, Procedure, FollowUpVisit, ContactAttempt, AdverseEvent, Membership, TOTPDevice)
     rows = {m.__name__: list(m.objects.order_by("pk").values()) for m in tables}
     # The attacker may revoke their own API tokens (logout), nobody else's.
     rows["AuthToken"] = list(AuthToken.objects.exclude(user__username=attacker).order_by("pk").values())
@@ -222,6 +236,8 @@ def body_for(victim):
         "outcome": "recovered",
         "reason": "attacker retraction",
         "completed_on": procedure.performed_on.isoformat(),
+        "attempted_on": procedure.performed_on.isoformat(),
+        "contact_method": "phone",
         "sex": "F",
         "birth_year": 1970,
         "enrolled_on": "2023-01-10",

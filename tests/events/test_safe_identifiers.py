@@ -49,6 +49,7 @@ def _event_body(procedure, **changes) -> dict:
         "onset_on": procedure.performed_on.isoformat(),
         "grade": 1,
         "outcome": "recovered",
+        "resolved_on": procedure.performed_on.isoformat(),
     }
     return {**body, **changes}
 

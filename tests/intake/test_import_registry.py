@@ -69,6 +69,15 @@ def set_cell(path: Path, file: str, line: int, column: str, value: str) -> None:
         csv.writer(fh).writerows(rows)
 
 
+def add_column(path: Path, file: str, column: str) -> None:
+    """Add an empty optional column to every row of ``file``."""
+    with (path / file).open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    rows = [[*rows[0], column], *([*row, ""] for row in rows[1:])]
+    with (path / file).open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+
+
 def add_row(path: Path, file: str, **values: str) -> int:
     """Append a row (missing columns empty) and return its line number."""
     with (path / file).open(newline="") as fh:
@@ -582,16 +591,17 @@ def test_the_error_list_stops_at_max_errors_and_counts_the_rest(folder):
 
 def test_an_error_found_late_about_an_early_line_still_comes_first(folder):
     # The death date is checked against all of the patient's procedures once every file is
-    # read, after the follow-ups' errors were counted; the report still lists it first.
+    # read, after the follow-ups' errors were counted; the report still lists it first. The death
+    # date also refuses the visit and the onset after it (issue 9): 10 + 2 + 2 errors.
     _bad_follow_ups(folder, 10)
     set_cell(folder, "patients.csv", 2, "death_date", "2022-06-30")
 
     lines = refused(folder, "--max-errors", "2").splitlines()
 
-    assert lines[0] == "Import refused, nothing was changed: 12 errors."
+    assert lines[0] == "Import refused, nothing was changed: 14 errors."
     assert lines[1].startswith("patients.csv line 2, column death_date: Death date cannot be before a procedure")
     assert lines[2].startswith("procedures.csv line 3, column performed_on: Procedure date cannot be after")
-    assert lines[3] == "... and 10 more errors not shown (--max-errors or IMPORT_MAX_ERRORS shows more)."
+    assert lines[3] == "... and 12 more errors not shown (--max-errors or IMPORT_MAX_ERRORS shows more)."
 
 
 @override_settings(IMPORT_MAX_ERRORS=3)
@@ -729,6 +739,8 @@ def test_a_death_date_that_fits_only_after_its_procedure_moves_is_written(folder
     set_cell(folder, "follow_ups.csv", 5, "completed_on", "2022-05-03")
     set_cell(folder, "adverse_events.csv", 5, "onset_on", "2022-05-02")
     set_cell(folder, "patients.csv", 2, "death_date", "2022-06-30")
+    add_column(folder, "patients.csv", "death_cause")  # a death needs a fatal event or a recorded cause
+    set_cell(folder, "patients.csv", 2, "death_cause", "unknown")
 
     output = run(folder)
 

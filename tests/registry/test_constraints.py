@@ -13,6 +13,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
+from core.integrity import save_or_field_error
+from core.rules import CATALOGUE
 from events.models import AdverseEvent
 from events.services import adverse_event_save
 from registry.models import Clinic, FollowUpVisit, Patient, Procedure
@@ -56,12 +58,21 @@ CASES = [
         "grade",
         "fatal",
     ),
+    ("recovered without resolution", "", {"resolved_on": None}, "resolved_on", "resolution date"),
+    ("resolution but not recovered", "", {"outcome": "not_recovered"}, "outcome", "not recovered"),
     ("unknown category", "", {"category": "alien_abduction"}, "category", "not a valid choice"),
     ("unknown outcome", "", {"outcome": "better"}, "outcome", "not a valid choice"),
     ("birth year implausible", "procedure.patient", {"birth_year": 1850}, "birth_year", "1900"),
     ("birth year after enrolment", "procedure.patient", {"birth_year": 2024}, "birth_year", "enrolment"),
     ("withdrawn before enrolled", "procedure.patient", {"withdrawn_on": dt.date(2022, 1, 1)}, "withdrawn_on", ""),
     ("death before procedure", "procedure.patient", {"death_date": dt.date(2023, 2, 15)}, "death_date", "procedure"),
+    (
+        "death before enrolment",
+        "procedure.patient",
+        {"death_date": dt.date(2023, 1, 20), "death_cause": "unknown"},
+        "death_date",
+        "enrolment",
+    ),
     ("unknown sex", "procedure.patient", {"sex": "Q"}, "sex", "not a valid choice"),
     ("procedure in the future", "procedure", {"performed_on": FUTURE}, "performed_on", "future"),
     ("dose zero", "procedure", {"cell_dose_millions": 0}, "cell_dose_millions", "greater than zero"),
@@ -169,6 +180,7 @@ def test_an_onset_before_enrolment_is_refused_when_entered_interactively(db):
         serious=True,
         serious_hospitalisation=True,
         outcome="recovered",
+        resolved_on=dt.date(2022, 5, 20),
     )
     with pytest.raises(ValidationError) as info:
         adverse_event_save(actor=None, event=event)
@@ -176,7 +188,10 @@ def test_an_onset_before_enrolment_is_refused_when_entered_interactively(db):
     assert not AdverseEvent.objects.exists()
 
 
-def test_a_valid_serious_fatal_event_is_accepted(ae):
+def test_a_valid_serious_fatal_event_is_accepted_once_the_death_date_is_recorded(ae):
+    patient = Patient.objects.get(pk=ae.procedure.patient_id)
+    patient.death_date, patient.death_cause = dt.date(2023, 3, 20), "Sepsis, see adverse event"
+    patient_save(actor=None, patient=patient)
     ae = AdverseEvent.objects.get(pk=ae.pk)
     ae.grade, ae.serious, ae.serious_death, ae.outcome = 5, True, True, "fatal"
     adverse_event_save(actor=None, event=ae)
@@ -200,5 +215,68 @@ def test_a_procedure_cannot_move_after_its_events(ae):
     with pytest.raises(ValidationError) as info:
         procedure_save(actor=None, procedure=procedure)
     assert "onset" in info.value.message_dict["performed_on"][0]
-    with pytest.raises(IntegrityError, match="cannot be after an onset"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="cannot be after the onset"), transaction.atomic():
         Procedure.objects.filter(pk=procedure.pk).update(performed_on=dt.date(2023, 3, 10))
+
+
+# --- the database's backstops speak the rule catalogue (core.rules) -----------------------------
+
+
+@pytest.fixture
+def dead_patient(ae):
+    patient = Patient.objects.get(pk=ae.procedure.patient_id)
+    patient.death_date, patient.death_cause = dt.date(2023, 4, 1), "Stroke"
+    return patient_save(actor=None, patient=patient)
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "code"),
+    [
+        (AdverseEvent, {"onset_on": dt.date(2023, 4, 10)}, "ae_onset_not_after_death"),
+        (AdverseEvent, {"outcome": "recovered", "resolved_on": None}, "ae_recovered_needs_resolution"),
+        (Patient, {"death_date": dt.date(2023, 3, 2)}, "patient_death_not_before_events"),
+        (Patient, {"withdrawn_on": dt.date(2023, 2, 15)}, "patient_withdrawal_not_before_procedures"),
+        (Procedure, {"performed_on": dt.date(2023, 4, 2)}, "procedure_not_after_death"),
+    ],
+)
+def test_a_raw_update_is_refused_under_the_rules_code(ae, dead_patient, model, changes, code):
+    pk = {AdverseEvent: ae.pk, Patient: dead_patient.pk, Procedure: ae.procedure_id}[model]
+    before = snapshot()
+    with pytest.raises(IntegrityError) as info, transaction.atomic():
+        model.objects.filter(pk=pk).update(**changes)
+    assert info.value.__cause__.diag.constraint_name == code
+    assert snapshot() == before
+
+
+def test_a_write_that_races_past_the_checks_gets_the_catalogues_field_and_message(ae, dead_patient):
+    # As if the death date had been committed between adverse_event_check() and the save.
+    event = AdverseEvent.objects.get(pk=ae.pk)
+    event.onset_on = dt.date(2023, 4, 10)
+    with pytest.raises(ValidationError) as info:
+        save_or_field_error(event)
+    assert info.value.message_dict == {"onset_on": [CATALOGUE["ae_onset_not_after_death"].message]}
+    assert AdverseEvent.objects.get(pk=ae.pk).onset_on == dt.date(2023, 3, 4)
+
+
+# Rules that cannot or should not be backed by the database: "today" moves, imports load historical
+# onsets, and a check at commit would make a death's two entry steps impossible one at a time.
+PYTHON_ONLY = {
+    "date_not_in_future",
+    "ae_onset_not_in_future",
+    "ae_resolved_not_in_future",
+    "ae_onset_not_before_enrolment",
+    "patient_death_needs_fatal_event_or_cause",
+    "ae_outcome_keeps_death_explained",
+}
+
+
+def test_every_catalogued_rule_is_backed_by_a_constraint_or_a_trigger_of_its_name():
+    models = (Patient, Procedure, FollowUpVisit, AdverseEvent)
+    constraints = {c.name for model in models for c in model._meta.constraints}
+    triggers = " ".join(getattr(t, "func", None) or "" for model in models for t in model._meta.triggers)
+    missing = [
+        code
+        for code in CATALOGUE
+        if code not in PYTHON_ONLY and code not in constraints and f"CONSTRAINT = '{code}'" not in triggers
+    ]
+    assert not missing

@@ -76,8 +76,8 @@ def build_generated_registry(*, seed: int = 20240601, procedures: int = 3000) ->
             if days <= horizon:
                 done = due + dt.timedelta(days=rng.randrange(-3, 4))
                 done = max(done, proc.performed_on)
-                if done > today:
-                    done = None
+                if done > today or (proc.patient.death_date and done > proc.patient.death_date):
+                    done = None  # no visit is completed after the patient's death (the registry refuses it)
             visits.append(
                 FollowUpVisit(
                     procedure=proc, visit=label, due_on=due, window_start=start, window_end=end, completed_on=done
@@ -86,8 +86,8 @@ def build_generated_registry(*, seed: int = 20240601, procedures: int = 3000) ->
         for _ in range(rng.choice([0, 0, 0, 1, 1, 2, 3])):
             day = rng.choice([0, 0, 1, 2, 7, 14, 30, 30, rng.randrange(0, 2200)])
             onset = proc.performed_on + dt.timedelta(days=day)
-            if onset > today:
-                continue
+            if onset > today or (proc.patient.death_date and onset > proc.patient.death_date):
+                continue  # nor does an event begin after it
             grade = rng.choice([1, 1, 2, 3, 4])
             serious = rng.random() < 0.15
             retracted = rng.random() < 0.07
@@ -100,7 +100,7 @@ def build_generated_registry(*, seed: int = 20240601, procedures: int = 3000) ->
                     grade=grade,
                     serious=serious,
                     serious_hospitalisation=serious,
-                    outcome="recovered",
+                    outcome="recovering",  # no resolution date: recovered would need one
                     retracted_at=timezone.now() if retracted else None,
                     retraction_reason="generated" if retracted else "",
                 )

@@ -15,9 +15,9 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from reports.choices import ExportKind
+from reports.exports.deidentified import COLUMNS as DEIDENTIFIED_COLUMNS
 from reports.exports.incidence_csv import header
 from reports.exports.models import ExportLog
-from reports.exports.deidentified import COLUMNS as DEIDENTIFIED_COLUMNS
 from reports.selectors import results_of_run
 from tests.reports.documents_data import build_hot_registry, finished_run
 

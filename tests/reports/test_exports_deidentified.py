@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from core.dates import today
 from events.models import AdverseEvent
 from reports.choices import ExportKind
-from reports.exports.models import ExportLog
 from reports.exports.deidentified import COLUMNS, PERIOD_WIDTHS, QUASI_IDENTIFIERS, plan
 from reports.exports.listing import top_coded
+from reports.exports.models import ExportLog
 from tests.api.conftest import api_client_for
 from tests.factories import AdverseEventFactory, PatientFactory, ProcedureFactory
 from tests.reports.conftest import add_event, make_procedure

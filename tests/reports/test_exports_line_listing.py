@@ -13,8 +13,8 @@ from django.http import StreamingHttpResponse
 from core.dates import today
 from events import services as event_services
 from reports.choices import ExportKind
-from reports.exports.models import ExportLog
 from reports.exports.listing import LINE_LISTING_COLUMNS
+from reports.exports.models import ExportLog
 from tests.api import conftest as api_conftest
 from tests.api.conftest import api_client_for
 from tests.conftest import PASSWORD

@@ -8,8 +8,8 @@ from django.db import DatabaseError, close_old_connections, transaction
 from pghistory.models import Events
 from rest_framework.test import APIRequestFactory, force_authenticate
 
-from reports.exports.models import ExportLog
 from reports.exports import streaming
+from reports.exports.models import ExportLog
 from reports.exports.views import AdverseEventLineListing
 from tests.api import conftest as api_conftest
 from tests.api.conftest import api_client_for

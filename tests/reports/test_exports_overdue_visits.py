@@ -9,8 +9,8 @@ import pytest
 from core.dates import today
 from registry.models import FollowUpVisit
 from reports.choices import ExportKind
-from reports.exports.models import ExportLog
 from reports.exports.listing import OVERDUE_COLUMNS
+from reports.exports.models import ExportLog
 from tests.api.conftest import api_client_for
 from tests.conftest import PASSWORD
 from tests.factories import ProcedureFactory

@@ -27,7 +27,7 @@ class Command(BaseCommand):
         "Import clinics.csv, patients.csv, procedures.csv, follow_ups.csv and adverse_events.csv from a folder "
         "(any may be absent). Every row is checked first; any error refuses the whole import and lists the first "
         "--max-errors errors with the count of the rest. Re-importing updates changed rows and leaves the rest "
-        'alone. See the README, "CSV import".'
+        "alone. See docs/import-format.md."
     )
 
     def add_arguments(self, parser):
