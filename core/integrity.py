@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 
-from core.rules import CATALOGUE
+from core.rules import rule_of_constraint
 
 UNIQUE_VIOLATION = "23505"
 CHECK_VIOLATION = "23514"
@@ -39,7 +39,7 @@ def save_or_field_error(instance: models.Model, **save_kwargs) -> None:
             raise ValidationError({NON_FIELD_ERRORS: "This record already exists."}, code="unique") from exc
         if sqlstate == CHECK_VIOLATION:
             # A CheckConstraint or a trigger named after a catalogued rule: that rule's field and message.
-            broken = CATALOGUE.get(constraint or "")
+            broken = rule_of_constraint(constraint or "")
             if broken is not None:
                 raise ValidationError(broken.error(), code=broken.code) from exc
             message = str(getattr(exc.__cause__.diag, "message_primary", "") or exc)

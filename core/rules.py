@@ -58,3 +58,15 @@ def trigger_raise(broken: Rule) -> str:
     """Return the PL/pgSQL statement a trigger runs to refuse a row under ``broken``'s code and message."""
     message = broken.message.replace("'", "''")
     return f"RAISE EXCEPTION USING ERRCODE = 'check_violation', CONSTRAINT = '{broken.code}', MESSAGE = '{message}';"
+
+
+# Every retractable table (core.models.Retractable) backs this rule with a CHECK named
+# "<table prefix>_retraction_has_reason" (core.models.retraction_has_reason).
+RETRACTION_REASON = rule("retraction_has_reason", "retraction_reason", "A retraction needs a reason.")
+
+
+def rule_of_constraint(name: str) -> Rule | None:
+    """Return the rule a database constraint or trigger named ``name`` backs, or None."""
+    if name.endswith("_" + RETRACTION_REASON.code):
+        return RETRACTION_REASON
+    return CATALOGUE.get(name)

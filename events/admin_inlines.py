@@ -6,8 +6,7 @@ from django.core.exceptions import ValidationError
 
 from events.models import AdverseEvent
 from registry.admin import procedure_frozen
-
-RETRACTED_FROZEN = "This adverse event is retracted and can no longer be edited."
+from registry.rules import RETRACTED_FROZEN
 
 
 class AdverseEventForm(forms.ModelForm):
@@ -43,7 +42,7 @@ class AdverseEventForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if self.instance.pk and self.instance.retracted_at and self.has_changed():
-            raise ValidationError(RETRACTED_FROZEN)
+            raise ValidationError(RETRACTED_FROZEN.message.format(kind=AdverseEvent._meta.verbose_name))
         return cleaned
 
 

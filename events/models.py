@@ -6,16 +6,17 @@ import secrets
 
 import pghistory
 import pgtrigger
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from core.models import (
     CleanConstraintsMixin,
+    Retractable,
     VersionedModel,
     bump_version_trigger,
     in_choices,
+    retraction_has_reason,
     visible_characters_only,
 )
 from core.rules import trigger_raise
@@ -51,7 +52,7 @@ for _field in SERIOUS_CRITERIA.values():
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
-class AdverseEvent(VersionedModel, CleanConstraintsMixin):
+class AdverseEvent(VersionedModel, Retractable, CleanConstraintsMixin):
     external_id = models.CharField(
         "event id",
         max_length=64,
@@ -94,17 +95,7 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
     reporter = models.CharField(
         max_length=120, blank=True, validators=[validate_safe_free_text], help_text="Reporter's role or staff code."
     )
-    # retraction: the only way an event leaves the statistics
-    retracted_at = models.DateTimeField(null=True, blank=True, editable=False)
-    retracted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="+",
-    )
-    retraction_reason = models.TextField(blank=True, editable=False, validators=[validate_safe_free_text])
+    # retraction (core.models.Retractable): the only way an event leaves the statistics
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = AdverseEventQuerySet.as_manager()
@@ -163,10 +154,7 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
                 condition=~Q(outcome=Outcome.NOT_RECOVERED) | Q(resolved_on__isnull=True),
                 name=rules.NOT_RECOVERED_UNRESOLVED.code,
             ),
-            models.CheckConstraint(
-                condition=Q(retracted_at__isnull=True) | ~Q(retraction_reason=""),
-                name="ae_retraction_has_reason",
-            ),
+            retraction_has_reason("ae"),
             # Hardening 8: no control, bidi or zero-width character in the id (one made every XLSX
             # covering the event fail); validate_safe_identifier says so field by field first.
             visible_characters_only("external_id", prefix="ae_external_id"),
@@ -206,11 +194,6 @@ class AdverseEvent(VersionedModel, CleanConstraintsMixin):
 
     def __str__(self) -> str:
         return f"{self.external_id}: {self.term} (grade {self.grade})"
-
-    @property
-    def is_retracted(self) -> bool:
-        return self.retracted_at is not None
-
     def clean(self):
         # Own fields only; events.services holds the event against its procedure and patient.
         errors = rules.adverse_event_errors(self)

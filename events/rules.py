@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from core.dates import today
-from core.rules import add, rule
+from core.rules import RETRACTION_REASON, add, rule
 from events.choices import SERIOUS_CRITERIA, Outcome
 
 RECOVERED = (Outcome.RECOVERED, Outcome.RECOVERED_WITH_SEQUELAE)
@@ -46,7 +46,6 @@ GRADE_5_NEEDS_FATAL = rule("ae_grade5_is_fatal", "grade", "CTCAE grade 5 (death)
 DEATH_NEEDS_FATAL = rule(
     "ae_death_criterion_is_fatal", "outcome", "The 'results in death' criterion requires the outcome 'fatal'."
 )
-RETRACTION_REASON = rule("ae_retraction_has_reason", "retraction_reason", "A retraction needs a reason.")
 
 # --- against the procedure and the patient (triggers raising the same code) --------------------
 ONSET_BEFORE_PROCEDURE = rule(

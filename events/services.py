@@ -14,6 +14,7 @@ from events.models import AdverseEvent
 from registry import selectors
 from registry import services as registry_services
 from registry.models import Procedure
+from registry.rules import RETRACTED_FROZEN
 
 
 def _require_procedure(actor, procedure_id) -> Procedure:
@@ -69,9 +70,17 @@ def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
         stored = None
         if event.pk:
             stored = AdverseEvent.objects.select_for_update().get(pk=event.pk)
-            _require_procedure(actor, stored.procedure_id)
+            stored_procedure = _require_procedure(actor, stored.procedure_id)
             if stored.retracted_at is not None:
-                raise ValidationError(registry_services.RETRACTED_FROZEN.format(kind=AdverseEvent._meta.verbose_name))
+                raise ValidationError(RETRACTED_FROZEN.message.format(kind=AdverseEvent._meta.verbose_name))
+            if stored.procedure_id != event.procedure_id:  # moved: the procedure it leaves changes too
+                registry_services.refuse_if_retracted(
+                    procedure_id=stored_procedure.pk, patient_id=stored_procedure.patient_id, under=True
+                )
+        # Nothing is added to, or changed under, a retracted procedure or a procedure of a retracted patient.
+        registry_services.refuse_if_retracted(
+            procedure_id=event.procedure_id, patient_id=event.procedure.patient_id, under=True
+        )
         event.full_clean()
         adverse_event_check(event=event, stored=stored)
         save_or_field_error(event)
@@ -85,9 +94,7 @@ def adverse_event_create(*, actor, procedure: Procedure, **fields) -> AdverseEve
 
 def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> AdverseEvent:
     """Return the event retracted with ``reason``: kept for audit, excluded from statistics."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"retraction_reason": "A retraction needs a reason."})
+    reason = registry_services.clean_retraction_reason(reason)
     with transaction.atomic(), audit_context(actor, "adverse_event_retract"):
         locked = AdverseEvent.objects.select_for_update().get(pk=event.pk)
         _require_procedure(actor, locked.procedure_id)

@@ -139,6 +139,18 @@ COMPLETED_AFTER_DEATH = rule(
     "{date}",
 )
 
+# --- the catalogue: retraction and contact attempts (the services and the importer; no backstop) -----
+# A retracted row is kept exactly as it was for the audit, and nothing is added under it. "{kind}" is
+# the model's verbose name ("patient", "procedure", "follow-up visit", "adverse event").
+RETRACTED_FROZEN = rule("retracted_row_frozen", "", "This {kind} is retracted and can no longer be edited.")
+PARENT_RETRACTED = rule(
+    "retracted_parent_frozen",
+    "",
+    "The {kind} this record belongs to is retracted: nothing can be added to it or changed in it.",
+)
+ATTEMPT_BEFORE_PROCEDURE = rule(
+    "contact_attempt_not_before_procedure", "attempted_on", "A contact attempt cannot be before the procedure date."
+)
 
 # --- a row's own fields --------------------------------------------------------------------------
 
@@ -282,7 +294,3 @@ def facts_from(signal: Signal, sender, **kwargs) -> dict:
     for _receiver, facts in signal.send(sender=sender, **kwargs):
         merged.update(facts or {})
     return merged
-
-
-# Read by registry.services.contact_attempt_log until it names NOT_IN_FUTURE itself.
-MSG = {"future": NOT_IN_FUTURE.message}

@@ -16,6 +16,7 @@ from core.audit import audit_context as _audit
 from core.dates import today
 from core.integrity import save_or_field_error
 from core.models import related_or_none
+from core.rules import RETRACTION_REASON
 from core.text import validate_safe_free_text
 from registry import rules, selectors
 from registry.choices import VISIT_SCHEDULE, visit_window
@@ -121,7 +122,7 @@ def patient_save(*, actor, patient: Patient) -> Patient:
         stored_clinic = Patient.objects.filter(pk=patient.pk).values_list("clinic_id", flat=True).first()
         _require_clinic(actor, stored_clinic)
     with transaction.atomic(), _audit(actor, "patient_save"):
-        _refuse_if_retracted(patient_id=patient.pk)
+        refuse_if_retracted(patient_id=patient.pk)
         patient.full_clean()
         patient_check(patient=patient)
         save_or_field_error(patient)
@@ -160,7 +161,7 @@ def procedure_save(*, actor, procedure: Procedure) -> Procedure:
             previous = Procedure.objects.select_for_update().filter(pk=procedure.pk).first()
             if previous:
                 _require_clinic(actor, previous.clinic_id)
-        _refuse_if_retracted(procedure_id=procedure.pk, patient_id=procedure.patient_id)
+        refuse_if_retracted(procedure_id=procedure.pk, patient_id=procedure.patient_id)
         procedure.full_clean()
         procedure_check(procedure=procedure)
         save_or_field_error(procedure)
@@ -175,7 +176,7 @@ def visit_save(*, actor, visit: FollowUpVisit) -> FollowUpVisit:
     """Return the follow-up visit after validating and saving it (e.g. recording completion)."""
     _require_clinic(actor, visit.procedure.clinic_id)
     with transaction.atomic(), _audit(actor, "visit_save"):
-        _refuse_if_retracted(visit_id=visit.pk, procedure_id=visit.procedure_id, patient_id=visit.procedure.patient_id)
+        refuse_if_retracted(visit_id=visit.pk, procedure_id=visit.procedure_id, patient_id=visit.procedure.patient_id)
         visit.full_clean()
         visit_check(visit=visit)
         save_or_field_error(visit)
@@ -193,18 +194,14 @@ def visit_record_completion(
 
 # --- Retraction, contact attempts, lost to follow-up (issue 9) -------------------------------------
 # Rows entered in error are retracted with a reason, never deleted; a registry administrator may
-# restore them. The save services above call _refuse_if_retracted() so a retracted row stays as it was.
-
-RETRACTED_FROZEN = "This {kind} is retracted and can no longer be edited."
-PARENT_RETRACTED = "The {kind} this record belongs to is retracted: nothing can be added to it or changed in it."
-ATTEMPT_BEFORE_PROCEDURE = "A contact attempt cannot be before the procedure date."
+# restore them. The save services above call refuse_if_retracted() so a retracted row stays as it was.
 
 
 def clean_retraction_reason(reason: str | None) -> str:
     """Return the reason stripped, or raise ValidationError (field retraction_reason) when blank or unsafe."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"retraction_reason": "A retraction needs a reason."})
+        raise ValidationError(RETRACTION_REASON.error())
     try:
         validate_safe_free_text(reason)
     except ValidationError as exc:
@@ -212,11 +209,12 @@ def clean_retraction_reason(reason: str | None) -> str:
     return reason
 
 
-def _refuse_if_retracted(*, visit_id=..., procedure_id=..., patient_id=...) -> None:
-    """Raise ValidationError when the row written, or a row it belongs to, is retracted.
+def refuse_if_retracted(*, visit_id=..., procedure_id=..., patient_id=..., under: bool = False) -> None:
+    """Return None when neither the row written nor a row it belongs to is retracted; else raise ValidationError.
 
-    The first id passed names the row written (None: not saved yet), the others its parents. The rows
-    are locked (retractions lock the same rows), so a retraction committed while this write waited is seen.
+    The first id passed names the row written (None: not saved yet), the others its parents; with
+    ``under`` every id passed is a parent (the row written is of an app above, an adverse event). The
+    rows are locked (retractions lock the same rows), so a retraction committed while this write waited is seen.
     """
     given = ((FollowUpVisit, visit_id), (Procedure, procedure_id), (Patient, patient_id))
     chain = [(model, pk) for model, pk in given if pk is not ...]
@@ -225,8 +223,8 @@ def _refuse_if_retracted(*, visit_id=..., procedure_id=..., patient_id=...) -> N
             continue
         retracted_at = model.objects.select_for_update().filter(pk=pk).values_list("retracted_at", flat=True).first()
         if retracted_at is not None:
-            template = PARENT_RETRACTED if position else RETRACTED_FROZEN
-            raise ValidationError(template.format(kind=model._meta.verbose_name))
+            broken = rules.PARENT_RETRACTED if position or under else rules.RETRACTED_FROZEN
+            raise ValidationError(broken.message.format(kind=model._meta.verbose_name))
 
 
 def _retract(*, actor, model, row, reason: str, action: str, clinic_path: str = "clinic_id"):
@@ -305,9 +303,9 @@ def contact_attempt_errors(*, attempted_on: dt.date | None, performed_on: dt.dat
     if attempted_on is None:
         return {}
     if attempted_on > today():
-        return {"attempted_on": rules.MSG["future"]}
+        return rules.NOT_IN_FUTURE.error("attempted_on")
     if performed_on is not None and attempted_on < performed_on:
-        return {"attempted_on": ATTEMPT_BEFORE_PROCEDURE}
+        return rules.ATTEMPT_BEFORE_PROCEDURE.error()
     return {}
 
 
@@ -318,7 +316,7 @@ def contact_attempt_log(
     _require_clinic(actor, visit.procedure.clinic_id)
     with transaction.atomic(), _audit(actor, "contact_attempt_log"):
         locked = FollowUpVisit.objects.select_for_update().select_related("procedure").get(pk=visit.pk)
-        _refuse_if_retracted(
+        refuse_if_retracted(
             visit_id=locked.pk, procedure_id=locked.procedure_id, patient_id=locked.procedure.patient_id
         )
         if locked.completed_on is not None:
@@ -356,7 +354,7 @@ def procedure_mark_lost_to_follow_up(*, actor, procedure: Procedure) -> Procedur
     with transaction.atomic(), _audit(actor, "procedure_mark_lost_to_follow_up"):
         locked = Procedure.objects.select_for_update().get(pk=procedure.pk)
         _require_coordinator(actor, locked.clinic_id)
-        _refuse_if_retracted(procedure_id=locked.pk, patient_id=locked.patient_id)
+        refuse_if_retracted(procedure_id=locked.pk, patient_id=locked.patient_id)
         if locked.lost_to_follow_up_on is not None:
             raise ValidationError(f"This procedure is already lost to follow-up (since {locked.lost_to_follow_up_on}).")
         needed, logged = settings.FOLLOW_UP_LOST_AFTER_ATTEMPTS, selectors.contact_attempts_on_open_visits(locked)
@@ -378,7 +376,7 @@ def procedure_unmark_lost_to_follow_up(*, actor, procedure: Procedure) -> Proced
     with transaction.atomic(), _audit(actor, "procedure_unmark_lost_to_follow_up"):
         locked = Procedure.objects.select_for_update().get(pk=procedure.pk)
         _require_coordinator(actor, locked.clinic_id)
-        _refuse_if_retracted(procedure_id=locked.pk, patient_id=locked.patient_id)
+        refuse_if_retracted(procedure_id=locked.pk, patient_id=locked.patient_id)
         if locked.lost_to_follow_up_on is None:
             raise ValidationError("This procedure is not marked lost to follow-up.")
         locked.lost_to_follow_up_on = None

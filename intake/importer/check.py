@@ -27,16 +27,18 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from events.choices import SERIOUS_CRITERIA
 from events.models import AdverseEvent
 from events.rules import adverse_event_across_errors, adverse_event_errors
 from intake.importer import stage
 from intake.importer.errors import ErrorList, RowError
 from intake.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDURES, SPECS
+from intake.importer.write import compared
 from registry.choices import VISIT_SCHEDULE, visit_window
-from registry.models import Clinic, FollowUpVisit
+from registry.models import Clinic, FollowUpVisit, Patient, Procedure
 from registry.rules import (
+    PARENT_RETRACTED,
     PROCEDURE_BEFORE_BIRTH,
+    RETRACTED_FROZEN,
     patient_across_errors,
     patient_errors,
     procedure_across_errors,
@@ -45,9 +47,6 @@ from registry.rules import (
     visit_errors,
 )
 
-# The event columns a retracted event may not change (it can only be re-imported unchanged).
-_EVENT_VALUES = ("procedure_key", "category", "term", "onset_on", "grade", "serious", *SERIOUS_CRITERIA.values())
-_EVENT_VALUES += ("outcome", "resolved_on", "causality_procedure")
 _STREAM_ROWS = 2000  # rows per fetch from a server-side cursor
 
 
@@ -82,6 +81,87 @@ class _StoredProcedure:
     processing: str
     cell_dose_millions: Decimal | None
     volume_ml: Decimal | None
+
+
+# The retracted records a file's rows may name, per file: (the staged row's key, a query of
+# (key..., rank) over the retracted records and the staged rows that name them). Rank 0: the
+# record itself is retracted; 1: its procedure; 2: its patient (as stored, or as the row names it).
+_RETRACTED_HITS = {
+    PATIENTS: (
+        ("registry_id",),
+        """SELECT s.registry_id, 0 AS rank FROM registry_patient t
+           JOIN import_patient s ON s.registry_id = t.registry_id WHERE t.retracted_at IS NOT NULL""",
+    ),
+    PROCEDURES: (
+        ("external_id",),
+        """SELECT s.external_id, 0 AS rank FROM registry_procedure t
+           JOIN import_procedure s ON s.external_id = t.external_id WHERE t.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.external_id, 2 FROM registry_patient p JOIN import_procedure s ON s.patient_key = p.registry_id
+           WHERE p.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.external_id, 2 FROM registry_patient p JOIN registry_procedure t ON t.patient_id = p.id
+           JOIN import_procedure s ON s.external_id = t.external_id WHERE p.retracted_at IS NOT NULL""",
+    ),
+    FOLLOW_UPS: (
+        ("procedure_key", "visit"),
+        """SELECT s.procedure_key, s.visit, 0 AS rank FROM registry_followupvisit t
+           JOIN registry_procedure pr ON pr.id = t.procedure_id
+           JOIN import_visit s ON s.procedure_key = pr.external_id AND s.visit = t.visit
+           WHERE t.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.procedure_key, s.visit, 1 FROM registry_procedure pr
+           JOIN import_visit s ON s.procedure_key = pr.external_id WHERE pr.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.procedure_key, s.visit, 2 FROM registry_patient p JOIN registry_procedure pr ON pr.patient_id = p.id
+           JOIN import_visit s ON s.procedure_key = pr.external_id WHERE p.retracted_at IS NOT NULL""",
+    ),
+    EVENTS: (
+        ("external_id",),
+        # The procedure the row names, and the one a stored event would leave.
+        """SELECT s.external_id, 0 AS rank FROM events_adverseevent t
+           JOIN import_event s ON s.external_id = t.external_id WHERE t.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.external_id, 1 FROM registry_procedure pr
+           JOIN import_event s ON s.procedure_key = pr.external_id WHERE pr.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.external_id, 1 FROM registry_procedure pr JOIN events_adverseevent t ON t.procedure_id = pr.id
+           JOIN import_event s ON s.external_id = t.external_id WHERE pr.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.external_id, 2 FROM registry_patient p JOIN registry_procedure pr ON pr.patient_id = p.id
+           JOIN import_event s ON s.procedure_key = pr.external_id WHERE p.retracted_at IS NOT NULL
+           UNION ALL
+           SELECT s.external_id, 2 FROM registry_patient p JOIN registry_procedure pr ON pr.patient_id = p.id
+           JOIN events_adverseevent t ON t.procedure_id = pr.id
+           JOIN import_event s ON s.external_id = t.external_id WHERE p.retracted_at IS NOT NULL""",
+    ),
+}
+_RETRACTABLE = ("registry_patient", "registry_procedure", "registry_followupvisit", "events_adverseevent")
+# file -> the tables whose retracted rows its rows may touch
+_RETRACTED_TABLES = {
+    PATIENTS: {"registry_patient"},
+    PROCEDURES: {"registry_patient", "registry_procedure"},
+    FOLLOW_UPS: {"registry_patient", "registry_procedure", "registry_followupvisit"},
+    EVENTS: {"registry_patient", "registry_procedure", "events_adverseevent"},
+}
+# file -> rank -> (the column blamed, the catalogue's rule, the kind of record retracted).
+_RETRACTED_REPORT = {
+    PATIENTS: {0: ("registry_id", RETRACTED_FROZEN, Patient)},
+    PROCEDURES: {
+        0: ("procedure_id", RETRACTED_FROZEN, Procedure),
+        2: ("patient_registry_id", PARENT_RETRACTED, Patient),
+    },
+    FOLLOW_UPS: {
+        0: ("visit", RETRACTED_FROZEN, FollowUpVisit),
+        1: ("procedure_id", PARENT_RETRACTED, Procedure),
+        2: ("procedure_id", PARENT_RETRACTED, Patient),
+    },
+    EVENTS: {
+        0: ("event_id", RETRACTED_FROZEN, AdverseEvent),
+        1: ("procedure_id", PARENT_RETRACTED, Procedure),
+        2: ("procedure_id", PARENT_RETRACTED, Patient),
+    },
+}
 
 
 class Checker:
@@ -280,18 +360,6 @@ class Checker:
     def _check_events(self, rows: list) -> None:
         procedure_keys = {r.procedure_key for r in rows if r.procedure_key}
         performed, died = self._performed_on(procedure_keys), self._death_dates(procedure_keys)
-        keys = [r.external_id for r in rows if r.external_id]
-        retracted = {}
-        if keys:
-            retracted = {
-                key: tuple(values)
-                for key, *values in self._fetch(
-                    f"""SELECT e.external_id, pr.external_id, {", ".join("e." + f for f in _EVENT_VALUES[1:])}
-                        FROM events_adverseevent e JOIN registry_procedure pr ON pr.id = e.procedure_id
-                        WHERE e.retracted_at IS NOT NULL AND e.external_id = ANY(%s)""",  # noqa: S608 - constants
-                    [keys],
-                )
-            }
         for r in rows:
             if r.procedure_key and r.procedure_key not in performed:
                 self._report(EVENTS, r, "procedure_id", f"Unknown procedure {r.procedure_key!r}.", unreadable=True)
@@ -305,15 +373,13 @@ class Checker:
             found = self._merged(adverse_event_errors(r), across)
             if found:
                 self._report_rules(EVENTS, r, found)
-            kept = retracted.get(r.external_id)
-            if kept is not None and kept != tuple(getattr(r, name) for name in _EVENT_VALUES):
-                self._report(EVENTS, r, "event_id", "A retracted adverse event cannot be edited.")
 
     # --- across rows, once everything is staged ----------------------------------------------
 
     def check_across_rows(self) -> None:
         """Check what depends on rows read after the row itself: death dates and moved procedures."""
         stage.fill_moved(self.cursor)
+        self._check_retracted()
         self._check_death_dates()
         self._check_stored_procedures_of_patients()
         self._check_moved_procedures()
@@ -329,6 +395,34 @@ class Checker:
         """Return the rows of ``sql`` one by one, streamed."""
         for batch in self._stream(sql, params):
             yield from batch
+
+    def _check_retracted(self) -> None:
+        """Refuse the rows that would change a retracted record, or add to or change what a retracted record holds.
+
+        A retracted patient, procedure, visit or event is frozen, and so is what belongs to it
+        (registry.services.refuse_if_retracted). A row that leaves its record as stored passes
+        (write.py skips retracted records). Per file, one query starts from the retracted
+        records (few) and follows them to the staged rows that name them; write.compared()
+        then keeps the rows whose writing would create or change a stored row.
+        """
+        # Usually nothing is retracted: one pass over the registry's tables then skips every query below.
+        self.cursor.execute(
+            "SELECT " + ", ".join(f"EXISTS (SELECT FROM {t} WHERE retracted_at IS NOT NULL)" for t in _RETRACTABLE)  # noqa: S608 - constants
+        )
+        retracted = {t for t, found in zip(_RETRACTABLE, self.cursor.fetchone(), strict=True) if found}
+        for name, (key, hits) in _RETRACTED_HITS.items():
+            if not retracted & _RETRACTED_TABLES[name]:
+                continue
+            joins, changes = compared(name)
+            on = " AND ".join(f"s.{k} = h.{k}" for k in key)
+            for line, rank in self._rows(
+                f"""WITH hit AS ({hits})
+                    SELECT s.line, min(h.rank) FROM hit h JOIN {stage.table(name)} s ON {on} {joins}
+                    WHERE {changes} GROUP BY s.line ORDER BY s.line"""  # noqa: S608 - constants
+            ):
+                column, broken, model = _RETRACTED_REPORT[name][rank]
+                message = broken.message.format(kind=model._meta.verbose_name)
+                self.errors.add(RowError(name, line, column, message))
 
     def _check_death_dates(self) -> None:
         """Hold each patient of the folder with a death or withdrawal date (given or stored) against its rows.

@@ -8,6 +8,8 @@ which stays cheap when a re-import names a million stored rows). A row another
 transaction inserted in between is not skipped silently: its unique constraint refuses
 the import. The registry's triggers and CHECK constraints stay on: they fire per row and
 are the backstop behind intake.importer.check; a refusal of theirs becomes an ImportRefused.
+A retracted record is never written: check.py refused any row that would change one (see
+compared()), and the writes skip them (an unchanged row of one counts as unchanged).
 
 Order matters because triggers check a row against the others as they stand:
 clinics, patients, procedures, then (visits, events) that hang off procedures.
@@ -63,12 +65,16 @@ class _Target:
     table: str
     staging: str
     key: str  # same column name in both tables
-    joins: str  # resolve the staging row's codes to ids
+    refs: tuple[str, ...]  # "table alias ON ...": resolve the staging row's codes to ids
     values: dict[str, str]  # column -> expression over the staging row (s) and its joins
     inserted: dict[str, str]  # columns the format does not carry: set on insert, never updated
     # Of ``values``, those of columns a file may leave out (read.Column.may_be_absent) share the
     # name of the row attribute, so write_staged's ``left_out`` names them directly.
     where: str = ""
+
+    @property
+    def joins(self) -> str:
+        return " ".join(f"JOIN {ref}" for ref in self.refs)
 
 
 _TARGETS = {
@@ -76,7 +82,7 @@ _TARGETS = {
         "registry_clinic",
         "import_clinic",
         "code",
-        "",
+        (),
         {
             c: f"s.{c}"
             for c in ("name", "country", "city", "gmp_certified", "accreditation_body", "accreditation_expires_on")
@@ -87,7 +93,7 @@ _TARGETS = {
         "registry_patient",
         "import_patient",
         "registry_id",
-        "JOIN registry_clinic c ON c.code = s.clinic_code",
+        ("registry_clinic c ON c.code = s.clinic_code",),
         {
             "clinic_id": "c.id",
             **{c: f"s.{c}" for c in ("sex", "birth_year", "enrolled_on", "withdrawn_on")},
@@ -95,12 +101,14 @@ _TARGETS = {
             "death_cause": "s.death_cause",
         },
         {"consent_on": "NULL", "created_at": _NOW},
+        # A retracted record is frozen: check.py refused any change to one (and to what it holds).
+        where="AND t.retracted_at IS NULL",
     ),
     PROCEDURES: _Target(
         "registry_procedure",
         "import_procedure",
         "external_id",
-        "JOIN registry_patient pt ON pt.registry_id = s.patient_key JOIN registry_clinic c ON c.code = s.clinic_code",
+        ("registry_patient pt ON pt.registry_id = s.patient_key", "registry_clinic c ON c.code = s.clinic_code"),
         {
             "patient_id": "pt.id",
             "clinic_id": "c.id",
@@ -111,12 +119,13 @@ _TARGETS = {
             **{c: f"s.{c}" for c in ("carrier", "guidance", "processing", "product_lot", "target", "volume_ml")},
         },
         {"indication": "''", "operator": "''", "created_at": _NOW},
+        where="AND t.retracted_at IS NULL",
     ),
     EVENTS: _Target(
         "events_adverseevent",
         "import_event",
         "external_id",
-        "JOIN registry_procedure pr ON pr.external_id = s.procedure_key",
+        ("registry_procedure pr ON pr.external_id = s.procedure_key",),
         {
             "procedure_id": "pr.id",
             **{c: f"s.{c}" for c in ("category", "term", "onset_on", "grade", "serious", *_FLAGS)},
@@ -125,10 +134,36 @@ _TARGETS = {
         {c: "''" for c in ("meddra_code", "causality_product", "expectedness", "action_taken", "reporter")}
         | {"onset_estimated": "false", "recorded_at": _NOW, "retracted_at": "NULL", "retracted_by_id": "NULL"}
         | {"retraction_reason": "''"},
-        # A retracted event is frozen; check.py refused any change to one.
         where="AND t.retracted_at IS NULL",
     ),
 }
+
+
+# The columns of a follow-up visit the folder sets (a stored visit is updated when one of them differs).
+_VISIT_VALUES = ("due_on", "window_start", "window_end", "completed_on")
+
+
+def compared(name: str) -> tuple[str, str]:
+    """Return (joins, condition) that hold the staged rows ``s`` of file ``name`` against the stored rows they name.
+
+    The joins follow ``s`` to its stored row ``t`` and resolve its references as the writes do
+    (aliases c, pt, pr), all LEFT JOINs: NULL for what is not stored yet. The condition holds when
+    writing ``s`` would create ``t`` or change one of its values: the comparison the writes make,
+    so intake.importer.check refuses exactly the rows that would touch a retracted record. (Read
+    before _plan: a patient's staged death_first is still its death_date.)
+    """
+    if name == FOLLOW_UPS:
+        joins = (
+            "LEFT JOIN registry_procedure pr ON pr.external_id = s.procedure_key"
+            " LEFT JOIN registry_followupvisit t ON t.procedure_id = pr.id AND t.visit = s.visit"
+        )
+        columns, exprs = [f"t.{c}" for c in _VISIT_VALUES], [f"s.{c}" for c in _VISIT_VALUES]
+        return joins, f"s.from_file AND (t.id IS NULL OR ({', '.join(columns)}) IS DISTINCT FROM ({', '.join(exprs)}))"
+    target = _TARGETS[name]
+    joins = " ".join(f"LEFT JOIN {ref}" for ref in target.refs)
+    joins += f" LEFT JOIN {target.table} t ON t.{target.key} = s.{target.key}"
+    columns = ", ".join(f"t.{c}" for c in target.values)
+    return joins, f"(t.id IS NULL OR ({columns}) IS DISTINCT FROM ({', '.join(target.values.values())}))"
 
 
 def database_refusal(exc: IntegrityError | DataError) -> ImportRefused:
@@ -221,14 +256,17 @@ def _plan(cursor) -> None:
     offsets = _schedule_offsets()
     values = ", ".join(["(%s::text, %s::int, %s::int, %s::int)"] * len(offsets))
     # As services.procedure_save does: open visits follow the procedure's date, unless the
-    # folder sets them itself.
+    # folder sets them itself; retracted visits stay as they were (check.py refused moving a
+    # retracted procedure).
     cursor.execute(
         f"""INSERT INTO import_visit (line, procedure_key, visit, due_on, window_start, window_end, completed_on,
                                       from_file)
             SELECT 0, s.external_id, v.visit, s.performed_on + sch.due, s.performed_on + sch.start,
                    s.performed_on + sch.finish, NULL, false
             FROM import_moved s
+            JOIN registry_procedure pr ON pr.id = s.procedure_id AND pr.retracted_at IS NULL
             JOIN registry_followupvisit v ON v.procedure_id = s.procedure_id AND v.completed_on IS NULL
+                                         AND v.retracted_at IS NULL
             JOIN (VALUES {values}) AS sch (visit, due, start, finish) ON sch.visit = v.visit
             WHERE NOT EXISTS (
                   SELECT FROM import_visit f WHERE f.procedure_key = s.external_id AND f.visit = v.visit
@@ -280,6 +318,7 @@ def _write_deferred_deaths(cursor, total: int, created: int, updated: set[int]) 
         """UPDATE registry_patient AS t SET death_date = s.death_date, updated_at = now()
            FROM import_patient AS s
            WHERE t.registry_id = s.registry_id AND s.death_first IS DISTINCT FROM s.death_date
+             AND t.retracted_at IS NULL
            RETURNING t.id"""
     )
     updated |= {pk for (pk,) in cursor.fetchall()}
@@ -305,22 +344,23 @@ def _write_visits(cursor, total: int, summary: Summary) -> None:
     )
     (existing,) = cursor.fetchone()
     updated = {}
+    stored, staged = (", ".join(f"{alias}.{c}" for c in _VISIT_VALUES) for alias in "ts")
     for from_file in (True, False):
+        # A retracted visit is frozen: check.py refused any change to one.
         cursor.execute(
-            """UPDATE registry_followupvisit AS t
-               SET due_on = s.due_on, window_start = s.window_start, window_end = s.window_end,
-                   completed_on = s.completed_on, updated_at = now()
-               FROM import_visit AS s JOIN registry_procedure pr ON pr.external_id = s.procedure_key
-               WHERE t.procedure_id = pr.id AND t.visit = s.visit AND s.from_file = %s
-                 AND (t.due_on, t.window_start, t.window_end, t.completed_on)
-                     IS DISTINCT FROM (s.due_on, s.window_start, s.window_end, s.completed_on)""",
+            f"""UPDATE registry_followupvisit AS t
+                SET {", ".join(f"{c} = s.{c}" for c in _VISIT_VALUES)}, updated_at = now()
+                FROM import_visit AS s JOIN registry_procedure pr ON pr.external_id = s.procedure_key
+                WHERE t.procedure_id = pr.id AND t.visit = s.visit AND s.from_file = %s AND t.retracted_at IS NULL
+                  AND ({stored}) IS DISTINCT FROM ({staged})""",  # noqa: S608 - column names only; values are bound
             [from_file],
         )
         updated[from_file] = cursor.rowcount
     offsets = _schedule_offsets()
     values = ", ".join(["(%s::text, %s::int, %s::int, %s::int)"] * len(offsets))
     # The full schedule of every procedure the folder names; a follow-up row's values win
-    # for its visit, and visits already stored stay as they are (updated above).
+    # for its visit, and visits already stored stay as they are (updated above). A retracted
+    # procedure, or one of a retracted patient, gets nothing added (as registry.services refuses).
     cursor.execute(
         f"""INSERT INTO registry_followupvisit
                 (procedure_id, visit, due_on, window_start, window_end, completed_on, contact_method, notes, updated_at)
@@ -328,9 +368,10 @@ def _write_visits(cursor, total: int, summary: Summary) -> None:
                    COALESCE(s.window_start, pr.performed_on + sch.start),
                    COALESCE(s.window_end, pr.performed_on + sch.finish), s.completed_on, '', '', now()
             FROM import_schedule x JOIN registry_procedure pr ON pr.external_id = x.external_id
+            JOIN registry_patient pt ON pt.id = pr.patient_id
             CROSS JOIN (VALUES {values}) AS sch (visit, due, start, finish)
             LEFT JOIN import_visit s ON s.procedure_key = x.external_id AND s.visit = sch.visit
-            WHERE NOT EXISTS (
+            WHERE pr.retracted_at IS NULL AND pt.retracted_at IS NULL AND NOT EXISTS (
                 SELECT FROM registry_followupvisit v WHERE v.procedure_id = pr.id AND v.visit = sch.visit
             )""",  # noqa: S608 - placeholders only; values are bound
         [value for offset in offsets for value in offset],

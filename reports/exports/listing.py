@@ -16,11 +16,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import CharField, DateField, F, Func, IntegerField, QuerySet, TextField, Value
-from django.db.models.functions import Cast
+from django.db.models import (
+    CharField,
+    Count,
+    DateField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce
 
 from core.text import SpreadsheetFreeText, SpreadsheetText
 from events.choices import SERIOUS_CRITERIA
+from registry.models import ContactAttempt
 
 TOP_CODED_AGE = 90  # age (years) from which the birth year is shown as "90+"
 TOP_CODED_LABEL = f"{TOP_CODED_AGE}+"
@@ -62,6 +75,9 @@ OVERDUE_COLUMNS: tuple[str, ...] = (
     "due_on",
     "window_end",
     "days_overdue",
+    "contact_attempts",
+    "last_attempt_on",
+    "last_attempt_outcome",
 )
 
 
@@ -189,6 +205,9 @@ def line_listing(
     return columns, _select(qs.order_by("onset_on", "id"), expressions)
 
 
+_last_attempt = ContactAttempt.objects.filter(visit=OuterRef("pk")).order_by("-attempted_on", "-id")
+
+
 def overdue_visits(qs: QuerySet, *, on: dt.date) -> tuple[tuple[str, ...], QuerySet]:
     """Return the overdue report's columns and the queryset selecting them (``qs``: visits overdue on ``on``)."""
     expressions = {
@@ -200,6 +219,15 @@ def overdue_visits(qs: QuerySet, *, on: dt.date) -> tuple[tuple[str, ...], Query
         "due_on": F("due_on"),
         "window_end": F("window_end"),
         "days_overdue": DaysBetween(Value(on, output_field=DateField()), F("window_end")),
+        # The chase so far (issue 9): attempts logged on this visit, and the latest one.
+        "contact_attempts": Coalesce(
+            Subquery(
+                ContactAttempt.objects.filter(visit=OuterRef("pk")).values("visit").annotate(n=Count("id")).values("n")
+            ),
+            0,
+        ),
+        "last_attempt_on": Subquery(_last_attempt.values("attempted_on")[:1]),
+        "last_attempt_outcome": Coalesce(Subquery(_last_attempt.values("outcome")[:1]), Value("")),
     }
     ordered = qs.order_by("procedure__clinic__code", "window_end", "procedure__external_id", "id")
     return OVERDUE_COLUMNS, _select(ordered, expressions)

@@ -350,6 +350,7 @@ def test_an_upgrade_drops_the_old_clear_text_token_table_so_its_users_can_be_del
             "INSERT INTO authtoken_token VALUES ('9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b', now(), %s)", [user.pk]
         )
     call_command("migrate", "registry", "0007", verbosity=0)
-    call_command("migrate", "registry", verbosity=0)
+    # Every app: going back to registry 0007 also unapplied the later migrations that depend on it.
+    call_command("migrate", verbosity=0)
     assert "authtoken_token" not in connection.introspection.table_names()
     user.delete()

@@ -449,7 +449,8 @@ def test_a_retracted_event_cannot_be_changed_by_import(folder, root):
 
     assert "adverse_events.csv: 0 created, 0 updated, 4 unchanged" in run(folder)
     set_cell(folder, "adverse_events.csv", 2, "grade", "2")
-    assert "adverse_events.csv line 2, column event_id: A retracted adverse event cannot be edited." in refused(folder)
+    message = "This adverse event is retracted and can no longer be edited."
+    assert f"adverse_events.csv line 2, column event_id: {message}" in refused(folder)
 
 
 def test_a_wrong_header_is_reported_before_any_row(folder):

@@ -267,6 +267,11 @@ PYTHON_ONLY = {
     "ae_onset_not_before_enrolment",
     "patient_death_needs_fatal_event_or_cause",
     "ae_outcome_keeps_death_explained",
+    "retracted_row_frozen",
+    "retracted_parent_frozen",
+    "contact_attempt_not_before_procedure",
+    # Backed per table by "<prefix>_retraction_has_reason" (core.rules.rule_of_constraint).
+    "retraction_has_reason",
 }
 
 

@@ -39,7 +39,8 @@ def test_it_lists_every_overdue_visit_with_the_documented_columns(schedules, roo
     header, rows = read_csv(response)
     assert header == list(OVERDUE_COLUMNS)
     assert header == [
-        "clinic", "registry_id", "procedure_id", "performed_on", "visit", "due_on", "window_end", "days_overdue"
+        "clinic", "registry_id", "procedure_id", "performed_on", "visit", "due_on", "window_end", "days_overdue",
+        "contact_attempts", "last_attempt_on", "last_attempt_outcome",
     ]  # fmt: skip
     visits = expected_overdue(schedules["a"]) + expected_overdue(schedules["b"])
     assert len(rows) == len(visits) >= 2
@@ -54,6 +55,9 @@ def test_it_lists_every_overdue_visit_with_the_documented_columns(schedules, roo
         "due_on": visit.due_on.isoformat(),
         "window_end": visit.window_end.isoformat(),
         "days_overdue": str((today() - visit.window_end).days),
+        "contact_attempts": "0",
+        "last_attempt_on": "",
+        "last_attempt_outcome": "",
     }
 
 
@@ -92,3 +96,19 @@ def test_the_admin_summary_counts_overdue_visits_per_visible_clinic(schedules, c
     assert response.status_code == 200
     assert [row["code"] for row in response.context["rows"]] == ["A-MAD"]
     assert "B-BER" not in response.content.decode()
+
+
+def test_each_overdue_visit_shows_the_chase_so_far(schedules, root):
+    from registry.models import ContactAttempt
+
+    visit = expected_overdue(schedules["a"])[0]
+    for day, outcome in ((1, "no_answer"), (3, "message_left")):
+        ContactAttempt.objects.create(
+            visit=visit, attempted_on=visit.window_end + dt.timedelta(days=day), method="phone", outcome=outcome
+        )
+
+    _, rows = read_csv(api_client_for(root).get(URL + "?clinic=A-MAD"))
+
+    row = next(row for row in rows if row["visit"] == visit.visit)
+    assert (row["contact_attempts"], row["last_attempt_outcome"]) == ("2", "message_left")
+    assert row["last_attempt_on"] == (visit.window_end + dt.timedelta(days=3)).isoformat()
