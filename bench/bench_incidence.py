@@ -496,8 +496,9 @@ def _child(mode: str, url: str, repeat: int) -> dict:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode:
+        sys.exit(f"the {mode} child failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

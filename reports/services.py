@@ -155,8 +155,8 @@ def incidence_run_publish(*, run_id: int) -> bool:
     unpublished. A broker that refuses or is unreachable costs a short retry and one
     log line, never an error for the caller: the sweep tries again within a minute.
     """
-    # By name from the app's registry (autodiscovery loads reports.tasks): tasks call services, so
-    # services must not import tasks.
+    # By name from the app's registry (ReportsConfig.ready loads reports.tasks): tasks call
+    # services, so services do not import tasks.
     incidence_run_task = current_app.tasks[INCIDENCE_RUN_TASK]
     try:
         incidence_run_task.apply_async((run_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY)

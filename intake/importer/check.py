@@ -276,19 +276,33 @@ class Checker:
         return {key: performed_on for key, performed_on, _staged in found}  # the staged row comes last and wins
 
     def _death_dates(self, keys: set[str]) -> dict[str, dt.date | None]:
-        """Return the death date of each named procedure's patient, as it will be after the import."""
+        """Return the death date of each named procedure's patient, as it will be after the import.
+
+        A procedure missing from the answer has none (callers use .get()).
+        """
         if not keys:
             return {}
+        # Only procedures whose patient has a death date, given or stored, can have one after the
+        # import (most have none): the rest are answered without looking their patient up. A staged
+        # procedure is read from the folder only, so its staged patient wins as before.
         found = self._fetch(
-            """SELECT pr.external_id, pt.registry_id, 0 AS staged
+            """SELECT pr.external_id, pt.registry_id
                FROM registry_procedure pr JOIN registry_patient pt ON pt.id = pr.patient_id
                WHERE pr.external_id = ANY(%s)
+                 AND NOT EXISTS (SELECT FROM import_procedure s WHERE s.external_id = pr.external_id)
+                 AND (pt.death_date IS NOT NULL OR EXISTS (SELECT FROM import_patient ip
+                                                          WHERE ip.registry_id = pt.registry_id
+                                                            AND ip.death_date IS NOT NULL))
                UNION ALL
-               SELECT external_id, patient_key, 1 FROM import_procedure WHERE external_id = ANY(%s)
-               ORDER BY staged""",
+               SELECT s.external_id, s.patient_key FROM import_procedure s
+               WHERE s.external_id = ANY(%s)
+                 AND (EXISTS (SELECT FROM import_patient ip
+                              WHERE ip.registry_id = s.patient_key AND ip.death_date IS NOT NULL)
+                      OR EXISTS (SELECT FROM registry_patient pt
+                                 WHERE pt.registry_id = s.patient_key AND pt.death_date IS NOT NULL))""",
             [list(keys)] * 2,
         )
-        patient_of = {key: patient_key for key, patient_key, _staged in found}
+        patient_of = dict(found)
         patients = self._patients({k for k in patient_of.values() if k})
         return {key: getattr(patients.get(patient_key), "death_date", None) for key, patient_key in patient_of.items()}
 
@@ -468,12 +482,21 @@ class Checker:
                    JOIN events_adverseevent e ON e.procedure_id = pr.id AND e.retracted_at IS NULL
                    WHERE NOT EXISTS (SELECT FROM import_event s WHERE s.external_id = e.external_id)
                )
+               -- One aggregate per patient and kind, joined once (a correlated subquery per patient
+               -- would scan each materialised CTE again for every patient).
                SELECT f.line, f.death_date, f.withdrawn_on, f.death_cause,
-                      (SELECT max(performed_on) FROM proc p WHERE p.registry_id = f.registry_id),
-                      (SELECT max(completed_on) FROM visit v WHERE v.registry_id = f.registry_id),
-                      (SELECT max(onset_on) FROM event e WHERE e.registry_id = f.registry_id),
-                      EXISTS (SELECT FROM event e WHERE e.registry_id = f.registry_id AND e.outcome = 'fatal')
-               FROM pat f ORDER BY f.line"""
+                      pa.last_performed_on, va.last_completed_on, ea.last_onset_on,
+                      COALESCE(ea.has_fatal_event, false)
+               FROM pat f
+               LEFT JOIN (SELECT registry_id, max(performed_on) AS last_performed_on FROM proc GROUP BY registry_id) pa
+                 ON pa.registry_id = f.registry_id
+               LEFT JOIN (SELECT registry_id, max(completed_on) AS last_completed_on FROM visit GROUP BY registry_id) va
+                 ON va.registry_id = f.registry_id
+               LEFT JOIN (SELECT registry_id, max(onset_on) AS last_onset_on,
+                                 bool_or(outcome = 'fatal') AS has_fatal_event
+                          FROM event GROUP BY registry_id) ea
+                 ON ea.registry_id = f.registry_id
+               ORDER BY f.line"""
         ):
             last_performed_on, last_completed_on, last_onset_on, has_fatal_event = facts
             found = patient_across_errors(
