@@ -250,7 +250,15 @@ class FollowUpVisitViewSet(RetractionActions, VersionedViewSet):
         },
         description="Log an attempt to reach the patient about this open visit (clinicians and coordinators).",
     )
-    @action(detail=True, methods=["get", "post"], url_path="contact-attempts", url_name="contact-attempts")
+    # A visit's few attempts come whole: no pagination, and the visits' list filters do not apply.
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="contact-attempts",
+        url_name="contact-attempts",
+        pagination_class=None,
+        filter_backends=[],
+    )
     def contact_attempts(self, request, pk=None):
         if request.method == "POST":
             return idempotent(request, lambda: self._log_attempt(request))
