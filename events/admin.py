@@ -11,6 +11,7 @@ from events import services
 from events.admin_inlines import AdverseEventForm
 from events.models import AdverseEvent
 from events.selectors import adverse_events_for_user
+from registry.admin import procedure_frozen
 from registry.admin_base import RetractionAdminMixin, RetractionForm, ScopedAdmin, clinic_filter
 
 
@@ -22,6 +23,10 @@ class AdverseEventAdmin(RetractionAdminMixin, ScopedAdmin):
     save_service = staticmethod(services.adverse_event_save)
     check_service = staticmethod(services.adverse_event_check)
     service_kwarg = "event"
+
+    def frozen(self, obj) -> bool:
+        # An event under a retracted procedure or patient is frozen with it (read-only, no retract button).
+        return super().frozen(obj) or (obj is not None and procedure_frozen(obj.procedure))
     form = AdverseEventForm
     list_display = (
         "external_id",

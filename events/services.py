@@ -98,6 +98,7 @@ def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> Adverse
     with transaction.atomic(), audit_context(actor, "adverse_event_retract"):
         locked = AdverseEvent.objects.select_for_update().get(pk=event.pk)
         _require_procedure(actor, locked.procedure_id)
+        registry_services.refuse_if_retracted(**registry_services.parents_of(locked), under=True)
         if locked.retracted_at is not None:
             raise ValidationError("This adverse event is already retracted.")
         locked.retracted_at = timezone.now()
@@ -114,5 +115,9 @@ def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> Adverse
 def adverse_event_restore(*, actor, event: AdverseEvent) -> AdverseEvent:
     """Return the adverse event with its retraction cleared: it counts again (registry administrators only)."""
     return registry_services.retracted_row_restore(
-        actor=actor, model=AdverseEvent, row=event, action="adverse_event_restore"
+        actor=actor,
+        model=AdverseEvent,
+        row=event,
+        action="adverse_event_restore",
+        check=lambda row: adverse_event_check(event=row),
     )

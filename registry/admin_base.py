@@ -385,7 +385,7 @@ class RetractionAdminMixin:
         if obj is not None:
             context["retraction"] = {
                 "retracted": obj.retracted_at is not None,
-                "can_retract": obj.retracted_at is None and super().has_change_permission(request, obj),
+                "can_retract": not self.frozen(obj) and super().has_change_permission(request, obj),
                 "can_restore": obj.retracted_at is not None and selectors.is_registry_admin(request.user),
                 "retract_url": reverse(f"admin:{self._url_name('retract')}", args=[quote(obj.pk)]),
                 "restore_url": reverse(f"admin:{self._url_name('restore')}", args=[quote(obj.pk)]),

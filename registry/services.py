@@ -139,10 +139,14 @@ def followup_schedule_create(*, procedure: Procedure) -> list[FollowUpVisit]:
     return FollowUpVisit.objects.bulk_create(visits)
 
 
+def _schedule_from(visit: FollowUpVisit, performed_on: dt.date) -> None:
+    visit.due_on = performed_on + timedelta(days=VISIT_SCHEDULE[visit.visit][0])
+    visit.window_start, visit.window_end = visit_window(visit.visit, visit.due_on)
+
+
 def _reschedule_open_visits(procedure: Procedure) -> None:
     for visit in procedure.visits.filter(completed_on__isnull=True, retracted_at__isnull=True):
-        visit.due_on = procedure.performed_on + timedelta(days=VISIT_SCHEDULE[visit.visit][0])
-        visit.window_start, visit.window_end = visit_window(visit.visit, visit.due_on)
+        _schedule_from(visit, procedure.performed_on)
         visit.save(update_fields=["due_on", "window_start", "window_end", "updated_at"])
 
 
@@ -162,6 +166,9 @@ def procedure_save(*, actor, procedure: Procedure) -> Procedure:
             if previous:
                 _require_clinic(actor, previous.clinic_id)
         refuse_if_retracted(procedure_id=procedure.pk, patient_id=procedure.patient_id)
+        if previous is not None and previous.patient_id != procedure.patient_id:
+            # Nor may a procedure leave a retracted patient (it would take its visits and events along).
+            refuse_if_retracted(patient_id=previous.patient_id, under=True)
         procedure.full_clean()
         procedure_check(procedure=procedure)
         save_or_field_error(procedure)
@@ -227,11 +234,23 @@ def refuse_if_retracted(*, visit_id=..., procedure_id=..., patient_id=..., under
             raise ValidationError(broken.message.format(kind=model._meta.verbose_name))
 
 
+def parents_of(row) -> dict:
+    """Return the keyword arguments naming the rows ``row`` belongs to, for refuse_if_retracted(under=True)."""
+    if isinstance(row, Patient):
+        return {}
+    if isinstance(row, Procedure):
+        return {"patient_id": row.patient_id}
+    procedure = Procedure.objects.only("patient_id").get(pk=row.procedure_id)  # a visit or an adverse event
+    return {"procedure_id": procedure.pk, "patient_id": procedure.patient_id}
+
+
 def _retract(*, actor, model, row, reason: str, action: str, clinic_path: str = "clinic_id"):
     reason = clean_retraction_reason(reason)
     with transaction.atomic(), _audit(actor, action):
         locked = model.objects.select_for_update().get(pk=row.pk)
         _require_clinic(actor, model.objects.filter(pk=row.pk).values_list(clinic_path, flat=True).get())
+        # Under a retracted patient or procedure everything is frozen, its own retraction included.
+        refuse_if_retracted(**parents_of(locked), under=True)
         if locked.retracted_at is not None:
             raise ValidationError(f"This {model._meta.verbose_name} is already retracted.")
         locked.retracted_at = timezone.now()
@@ -242,10 +261,13 @@ def _retract(*, actor, model, row, reason: str, action: str, clinic_path: str = 
     return row
 
 
-def retracted_row_restore(*, actor, model, row, action: str):
+def retracted_row_restore(*, actor, model, row, action: str, check=None):
     """Return ``row`` (any retractable model) restored: its retraction cleared; registry administrators only.
 
-    Shared by the restore service of every retractable kind, adverse events included.
+    Shared by the restore service of every retractable kind, adverse events included. The row
+    comes back only if it still fits the registry as it is now: not under a retracted patient or
+    procedure, and passing ``check`` (the kind's rules across rows, e.g. visit_check); a rule it
+    breaks answers as a save would, field by field, and nothing changes.
     """
     if actor is not None and not selectors.is_registry_admin(actor):
         raise PermissionDenied("Only registry administrators restore retracted records.")
@@ -253,10 +275,19 @@ def retracted_row_restore(*, actor, model, row, action: str):
         locked = model.objects.select_for_update().get(pk=row.pk)
         if locked.retracted_at is None:
             raise ValidationError(f"This {model._meta.verbose_name} is not retracted.")
+        refuse_if_retracted(**parents_of(locked), under=True)
         locked.retracted_at = None
         locked.retracted_by = None
         locked.retraction_reason = ""
-        locked.save(update_fields=["retracted_at", "retracted_by", "retraction_reason", "updated_at"])
+        fields = ["retracted_at", "retracted_by", "retraction_reason", "updated_at"]
+        if isinstance(locked, FollowUpVisit) and locked.completed_on is None:
+            # Its procedure may have moved while it was retracted (moves skip retracted visits).
+            _schedule_from(locked, Procedure.objects.only("performed_on").get(pk=locked.procedure_id).performed_on)
+            fields += ["due_on", "window_start", "window_end"]
+        locked.full_clean()
+        if check is not None:
+            check(locked)
+        save_or_field_error(locked, update_fields=fields)
     row.refresh_from_db()
     return row
 
@@ -285,17 +316,27 @@ def visit_retract(*, actor, visit: FollowUpVisit, reason: str) -> FollowUpVisit:
 
 def patient_restore(*, actor, patient: Patient) -> Patient:
     """Return the patient with its retraction cleared (registry administrators only)."""
-    return retracted_row_restore(actor=actor, model=Patient, row=patient, action="patient_restore")
+    return retracted_row_restore(
+        actor=actor, model=Patient, row=patient, action="patient_restore", check=lambda row: patient_check(patient=row)
+    )
 
 
 def procedure_restore(*, actor, procedure: Procedure) -> Procedure:
     """Return the procedure with its retraction cleared (registry administrators only)."""
-    return retracted_row_restore(actor=actor, model=Procedure, row=procedure, action="procedure_restore")
+    return retracted_row_restore(
+        actor=actor,
+        model=Procedure,
+        row=procedure,
+        action="procedure_restore",
+        check=lambda row: procedure_check(procedure=row),
+    )
 
 
 def visit_restore(*, actor, visit: FollowUpVisit) -> FollowUpVisit:
     """Return the follow-up visit with its retraction cleared (registry administrators only)."""
-    return retracted_row_restore(actor=actor, model=FollowUpVisit, row=visit, action="visit_restore")
+    return retracted_row_restore(
+        actor=actor, model=FollowUpVisit, row=visit, action="visit_restore", check=lambda row: visit_check(visit=row)
+    )
 
 
 def contact_attempt_errors(*, attempted_on: dt.date | None, performed_on: dt.date | None) -> dict[str, str]:

@@ -72,7 +72,14 @@ class RetractionActions:
         serializer.is_valid(raise_exception=True)
         reason = serializer.validated_data["reason"]
         retract = type(self).retract_service
-        _service_call(self, lambda: retract(actor=request.user, reason=reason, **{self.service_kwarg: row}))
+        try:
+            retract(actor=request.user, reason=reason, **{self.service_kwarg: row})
+        except DjangoValidationError as exc:
+            # The service names the model's field; the request's field is "reason".
+            errors = self.api_errors(exc)
+            if isinstance(errors, dict) and "retraction_reason" in errors:
+                errors["reason"] = errors.pop("retraction_reason")
+            raise exceptions.ValidationError(errors) from exc
         return self._answer(row)
 
     def _restore(self, request):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.conf import settings
 
@@ -138,3 +140,81 @@ def test_a_coordinator_marks_a_procedure_lost_to_follow_up_after_the_attempts(ap
     assert [row["id"] for row in listed] == [procedure.pk]
     unmarked = api_dora.delete(url)
     assert unmarked.status_code == 200 and unmarked.json()["lost_to_follow_up_on"] is None
+
+
+# --- found by review: what lies under a retracted row stays frozen, and a restore is a checked write ---
+
+
+def test_a_procedure_cannot_leave_a_retracted_patient(api_alice, world):
+    from tests.factories import PatientFactory
+
+    procedure = world["a"].procedure
+    other = PatientFactory(clinic=procedure.clinic, enrolled_on=procedure.patient.enrolled_on)
+    api_alice.post(f"/api/v1/patients/{procedure.patient_id}/retract/", {"reason": "Duplicate"}, format="json")
+    before = _stored(Procedure, procedure.pk)
+
+    response = api_alice.patch(
+        f"/api/v1/procedures/{procedure.pk}/",
+        {"patient": other.registry_id},
+        format="json",
+        HTTP_IF_MATCH=f'"{before["version"]}"',
+    )
+
+    assert response.status_code == 400, response.json()
+    assert "retracted" in str(response.json())
+    assert _stored(Procedure, procedure.pk) == before
+
+
+def test_rows_under_a_retracted_procedure_are_neither_retracted_nor_restored(api_alice, api_root, world):
+    ae = world["a"]
+    visit = ae.procedure.visits.get(visit="day_2")
+    api_alice.post(f"/api/v1/follow-up-visits/{visit.pk}/retract/", {"reason": "Wrong visit"}, format="json")
+    api_alice.post(f"/api/v1/procedures/{ae.procedure_id}/retract/", {"reason": "Duplicate"}, format="json")
+    visit_before, event_before = _stored(FollowUpVisit, visit.pk), _stored(type(ae), ae.pk)
+
+    retract = api_alice.post(f"/api/v1/adverse-events/{ae.pk}/retract/", {"reason": "x"}, format="json")
+    restore = api_root.post(f"/api/v1/follow-up-visits/{visit.pk}/restore/")
+
+    assert (retract.status_code, restore.status_code) == (400, 400)
+    assert _stored(FollowUpVisit, visit.pk) == visit_before
+    assert _stored(type(ae), ae.pk) == event_before
+
+
+def test_a_restore_that_would_break_a_rule_answers_400_and_leaves_the_row_retracted(api_alice, api_root, world):
+    ae = world["a"]
+    procedure = ae.procedure
+    api_alice.post(f"/api/v1/adverse-events/{ae.pk}/retract/", {"reason": "Duplicate"}, format="json")
+    # Meanwhile the procedure moves past the retracted event's onset (retracted events constrain nothing).
+    moved = api_alice.patch(
+        f"/api/v1/procedures/{procedure.pk}/",
+        {"performed_on": (ae.onset_on + dt.timedelta(days=1)).isoformat()},
+        format="json",
+        HTTP_IF_MATCH=f'"{Procedure.objects.get(pk=procedure.pk).version}"',
+    )
+    assert moved.status_code == 200, moved.json()
+    before = _stored(type(ae), ae.pk)
+
+    response = api_root.post(f"/api/v1/adverse-events/{ae.pk}/restore/")
+
+    assert response.status_code == 400, response.content
+    assert "onset_on" in {e["attr"] for e in response.json()["errors"]}
+    assert _stored(type(ae), ae.pk) == before
+
+
+def test_a_restored_open_visit_is_due_again_from_the_procedures_date(api_alice, api_root, world):
+    procedure = world["a"].procedure
+    visit = procedure.visits.get(visit="month_1")
+    api_alice.post(f"/api/v1/follow-up-visits/{visit.pk}/retract/", {"reason": "Wrong visit"}, format="json")
+    earlier = procedure.performed_on - dt.timedelta(days=5)
+    api_alice.patch(
+        f"/api/v1/procedures/{procedure.pk}/",
+        {"performed_on": earlier.isoformat()},
+        format="json",
+        HTTP_IF_MATCH=f'"{Procedure.objects.get(pk=procedure.pk).version}"',
+    )
+
+    assert api_root.post(f"/api/v1/follow-up-visits/{visit.pk}/restore/").status_code == 200
+
+    visit.refresh_from_db()
+    assert visit.due_on == earlier + dt.timedelta(days=30)
+    assert visit.window_start <= visit.due_on <= visit.window_end
