@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from core.audit import audit_context
 from core.integrity import save_or_field_error
@@ -94,19 +93,14 @@ def adverse_event_create(*, actor, procedure: Procedure, **fields) -> AdverseEve
 
 def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> AdverseEvent:
     """Return the event retracted with ``reason``: kept for audit, excluded from statistics."""
-    reason = registry_services.clean_retraction_reason(reason)
-    with transaction.atomic(), audit_context(actor, "adverse_event_retract"):
-        locked = AdverseEvent.objects.select_for_update().get(pk=event.pk)
-        _require_procedure(actor, locked.procedure_id)
-        registry_services.refuse_if_retracted(**registry_services.parents_of(locked), under=True)
-        if locked.retracted_at is not None:
-            raise ValidationError("This adverse event is already retracted.")
-        locked.retracted_at = timezone.now()
-        locked.retracted_by = actor
-        locked.retraction_reason = reason
-        locked.save(update_fields=["retracted_at", "retracted_by", "retraction_reason", "updated_at"])
-    event.refresh_from_db()
-    return event
+    return registry_services.retracted_row_retract(
+        actor=actor,
+        model=AdverseEvent,
+        row=event,
+        reason=reason,
+        action="adverse_event_retract",
+        clinic_path="procedure__clinic_id",
+    )
 
 
 # --- Restore (issue 9): a registry administrator undoes a retraction, as for patients, procedures, visits.

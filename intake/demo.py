@@ -21,10 +21,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
+from core import dates
 from events import services as event_services
 from events.choices import SERIOUS_CRITERIA, Category, Outcome
 from events.models import AdverseEvent
-from registry import rules, services
+from registry import services
 from registry.choices import (
     ALLOGENEIC_ONLY_CELL_TYPES,
     VISIT_SCHEDULE,
@@ -486,7 +487,7 @@ def load_demo_data(*, seed: int = SEED, patients: int = DEFAULT_PATIENTS, today:
 
     All or nothing: one transaction, one audit context named ``load_demo_data``.
     """
-    today = today or rules.today()
+    today = today or dates.today()
     summary = DemoSummary()
     # Drawn apart from the patients' details, and index by index, so the ids (the idempotency
     # key) depend neither on today's date nor on --patients: a larger load extends a smaller one.

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import ExtractYear
 
+from core.dates import today
 from core.models import (
     CleanConstraintsMixin,
     Retractable,
@@ -383,7 +384,7 @@ class FollowUpVisitQuerySet(models.QuerySet):
         follow-up by ``on`` (DESIGN.md 1). Death, withdrawal and the lost mark count from their dates, so a
         past day's list still shows the visits that were chased that day.
         """
-        on = on or rules.today()
+        on = on or today()
         return self.filter(
             Q(procedure__patient__death_date__isnull=True) | Q(procedure__patient__death_date__gt=on),
             Q(procedure__patient__withdrawn_on__isnull=True) | Q(procedure__patient__withdrawn_on__gt=on),
@@ -462,7 +463,7 @@ class FollowUpVisit(VersionedModel, Retractable, CleanConstraintsMixin):
 
     @property
     def is_overdue(self) -> bool:
-        return self.completed_on is None and self.window_end is not None and self.window_end < rules.today()
+        return self.completed_on is None and self.window_end is not None and self.window_end < today()
 
     def clean(self):
         # Own fields only; registry.services holds the visit against its procedure and patient.

@@ -244,7 +244,12 @@ def parents_of(row) -> dict:
     return {"procedure_id": procedure.pk, "patient_id": procedure.patient_id}
 
 
-def _retract(*, actor, model, row, reason: str, action: str, clinic_path: str = "clinic_id"):
+def retracted_row_retract(*, actor, model, row, reason: str, action: str, clinic_path: str = "clinic_id"):
+    """Return ``row`` (any retractable model) retracted with ``reason`` by a writer of its clinic.
+
+    Shared by the retract service of every retractable kind, adverse events included; ``clinic_path``
+    leads from the row to its clinic.
+    """
     reason = clean_retraction_reason(reason)
     with transaction.atomic(), _audit(actor, action):
         locked = model.objects.select_for_update().get(pk=row.pk)
@@ -294,17 +299,17 @@ def retracted_row_restore(*, actor, model, row, action: str, check=None):
 
 def patient_retract(*, actor, patient: Patient, reason: str) -> Patient:
     """Return the patient retracted with ``reason``: kept for audit; the patient's procedures leave statistics."""
-    return _retract(actor=actor, model=Patient, row=patient, reason=reason, action="patient_retract")
+    return retracted_row_retract(actor=actor, model=Patient, row=patient, reason=reason, action="patient_retract")
 
 
 def procedure_retract(*, actor, procedure: Procedure, reason: str) -> Procedure:
     """Return the procedure retracted with ``reason``: kept for audit, out of statistics and overdue lists."""
-    return _retract(actor=actor, model=Procedure, row=procedure, reason=reason, action="procedure_retract")
+    return retracted_row_retract(actor=actor, model=Procedure, row=procedure, reason=reason, action="procedure_retract")
 
 
 def visit_retract(*, actor, visit: FollowUpVisit, reason: str) -> FollowUpVisit:
     """Return the follow-up visit retracted with ``reason``: kept for audit, off the overdue list."""
-    return _retract(
+    return retracted_row_retract(
         actor=actor,
         model=FollowUpVisit,
         row=visit,
