@@ -257,8 +257,9 @@ def load_registry(url: str, n: int, seed: int = 7) -> dict:
             "serious_hospitalisation": np.where(serious, "t", "f"),
             "outcome": np.where(grade == 5, "fatal", "recovered"),
             # A recovered event has its resolution date (a CHECK since issue 9); no draw, so the data stay the same.
-            "resolved_on": pd.Series(np.where(grade == 5, np.datetime64("NaT"), onset + np.timedelta64(7, "D")))
-            .dt.strftime("%Y-%m-%d"),
+            "resolved_on": pd.Series(
+                np.where(grade == 5, np.datetime64("NaT"), onset + np.timedelta64(7, "D"))
+            ).dt.strftime("%Y-%m-%d"),
             "retracted_at": np.where(retracted, stamp, None),
             "retraction_reason": np.where(retracted, "bench", ""),
             "updated_at": stamp,
@@ -332,10 +333,56 @@ def handwritten_sql() -> str:
     return HANDWRITTEN.format(cat_firsts=firsts, cat_cols=cols, aggs=", ".join(aggs), cutoff=CUTOFF)
 
 
-def measure_handwritten(url: str, repeat: int) -> dict:
+# DESIGN 2b's default risk windows (the registry's stored definitions as shipped).
+REGISTRY_WINDOWS = {
+    "any": (0, None),
+    "serious": (0, None),
+    "g3": (0, None),
+    "injection_site_reaction": (0, 7),
+    "systemic_reaction": (0, 7),
+    "allergic_reaction": (0, 30),
+    "neurological": (0, 30),
+    "infection": (0, 90),
+    "immune_reaction": (0, 90),
+    "thromboembolic": (0, 90),
+    "ectopic_tissue": (0, None),
+    "neoplasm": (180, None),
+    "other": (0, None),
+}
+
+
+def handwritten_windowed_sql() -> str:
+    """The floor of the windowed measures: per outcome, its risk window, units in the denominator, cases,
+    competing deaths and days at risk (DESIGN 2b), with margins; no Kaplan-Meier or Aalen-Johansen curve."""
+    cats = list(CAT_W)
+    firsts = ",\n           ".join(f"min(onset_on) FILTER (WHERE category = '{c}') AS f_{c}" for c in cats)
+    cols = ", ".join(f"ev.f_{c}" for c in cats)
+    aggs = []
+    for name in ["any", "serious", "g3", *cats]:
+        f = f"(f_{name} - performed_on)"
+        o = "(obs_end - performed_on)"
+        d = "(death_date - performed_on)"
+        s, e = REGISTRY_WINDOWS[name]
+        b = o if e is None else f"LEAST({o}, {e})"
+        inside = f"({f} IS NULL OR {f} >= {s}) AND {b} >= {s}"
+        aggs.append(f"count(*) FILTER (WHERE {inside}) AS n_{name}")
+        aggs.append(f"count(*) FILTER (WHERE {inside} AND {f} <= {b}) AS cases_{name}")
+        aggs.append(
+            f"count(*) FILTER (WHERE {inside} AND NOT COALESCE({f} <= {b}, false) AND {d} BETWEEN {s} AND {b})"
+            f" AS deaths_{name}"
+        )
+        aggs.append(
+            f"sum(CASE WHEN {f} <= {b} THEN {f} - {s} WHEN {d} BETWEEN {s} AND {b} THEN {d} - {s} "
+            f"ELSE {b} - {s} END) FILTER (WHERE {inside}) AS days_{name}"
+        )
+    sql = HANDWRITTEN.format(cat_firsts=firsts, cat_cols=cols, aggs=", ".join(aggs), cutoff=CUTOFF)
+    return sql.replace("ev.f_any, ev.f_serious", "pt.death_date, ev.f_any, ev.f_serious")
+
+
+def measure_handwritten(url: str, repeat: int, windows: str = "open") -> dict:
     import psycopg
 
-    sql = handwritten_sql()
+    sql = handwritten_windowed_sql() if windows == "registry" else handwritten_sql()
     times = []
     with psycopg.connect(url) as conn:
         for _ in range(repeat):
@@ -360,10 +407,17 @@ def child_engine(repeat: int) -> dict:
 
     from reports.engine import IncidenceParams, compute_incidence
     from reports.models import IncidenceRun
+    from reports.outcomes import current_windows
     from reports.services import incidence_run_start
 
     baseline = _maxrss_mb()
-    params = IncidenceParams.build(cutoff_on=dt.date.fromisoformat(CUTOFF), strata=["site", "cell_type"])
+    windows = current_windows() if os.environ.get("BENCH_WINDOWS") == "registry" else None
+    params = IncidenceParams.build(
+        cutoff_on=dt.date.fromisoformat(CUTOFF),
+        strata=["site", "cell_type"],
+        windows=windows,
+        unit=os.environ.get("BENCH_UNIT", "procedure"),
+    )
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -487,8 +541,27 @@ def child_pandas(url: str) -> dict:
     }
 
 
+def _loaded(url: str) -> dict | None:
+    """Return the counts of an already loaded benchmark database (None when it is empty)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        procedures = conn.execute("SELECT count(*) FROM registry_procedure").fetchone()[0]
+        if not procedures:
+            return None
+        return {
+            "procedures": procedures,
+            "visits": conn.execute("SELECT count(*) FROM registry_followupvisit").fetchone()[0],
+            "events": conn.execute("SELECT count(*) FROM events_adverseevent").fetchone()[0],
+            "reused": True,
+        }
+
+
+WINDOWS = ["open", "procedure"]  # --windows and --unit, passed to the engine child
+
+
 def _child(mode: str, url: str, repeat: int) -> dict:
-    env = {**os.environ, "DATABASE_URL": url}
+    env = {**os.environ, "DATABASE_URL": url, "BENCH_WINDOWS": WINDOWS[0], "BENCH_UNIT": WINDOWS[1]}
     env.pop("CELERY_BROKER_URL", None)
     out = subprocess.run(  # noqa: S603 - our own script
         [sys.executable, __file__, "--child", mode, "--repeat", str(repeat)],
@@ -507,10 +580,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="Comma-separated procedure counts.")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument(
+        "--windows",
+        choices=["open", "registry"],
+        default="open",
+        help="open: every window open (DESIGN 2); registry: the stored risk windows (DESIGN 2b), against a "
+        "handwritten floor of the windowed measures (denominators, cases, competing deaths, days at risk).",
+    )
+    parser.add_argument("--unit", choices=["procedure", "patient"], default="procedure")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="Use (and keep) this database: created, migrated and loaded with the first size when it does not "
+        "exist or is empty, reused as it is otherwise (one size only).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database.")
     parser.add_argument("--child", choices=["engine", "pandas"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    WINDOWS[:] = [args.windows, args.unit]
     if args.child == "engine":
         print(json.dumps(child_engine(args.repeat)))
         return
@@ -521,11 +609,15 @@ def main() -> None:
     import psycopg
 
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    name = f"bench_incidence_{os.getpid()}"
+    name = args.db or f"bench_incidence_{os.getpid()}"
     admin_url = _with_db(server, "postgres").replace("postgres://", "postgresql://", 1)
     bench_url = _with_db(server, name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    if args.db:
+        args.keep = True
     report = []
     try:
         env = {**os.environ, "DATABASE_URL": bench_url}
@@ -535,12 +627,13 @@ def main() -> None:
         libpq = bench_url.replace("postgres://", "postgresql://", 1)
         for n in [int(s) for s in args.sizes.split(",")]:
             start = time.perf_counter()
-            counts = load_registry(libpq, n)
+            counts = _loaded(libpq) if args.db else None
+            counts = counts or load_registry(libpq, n)
             load_seconds = time.perf_counter() - start
             print(f"\n== N = {n:,} procedures: {counts} (loaded in {load_seconds:.1f} s)", flush=True)
             engine = _child("engine", bench_url, args.repeat)
             print(f"engine      {engine}", flush=True)
-            hand = measure_handwritten(libpq, args.repeat)
+            hand = measure_handwritten(libpq, args.repeat, args.windows)
             print(f"handwritten {hand}", flush=True)
             pandas = None if args.skip_pandas else _child("pandas", bench_url, 1)
             if pandas:

@@ -58,10 +58,13 @@ INSTALLED_APPS = [
     "pghistory",
     "pghistory.admin",
     "core",
+    "meddra",
     "registry",
     "events",
     "intake",
     "reports",
+    # Issue 11: the nightly signal screen and product-lot cluster alerts (a floor above reports).
+    "signals",
 ]
 
 MIDDLEWARE = [
@@ -318,7 +321,34 @@ CELERY_BEAT_SCHEDULE: dict = {
         "options": {"expires": 55},
     },
     "registry-purge-idempotency-keys": {"task": "registry.purge_idempotency_keys", "schedule": 60 * 60.0},
+    # Issue 11: the nightly signal screen and lot-cluster alerts (cut-off yesterday) at 03:15, after the
+    # incidence report. One stored run per cut-off however often it is delivered; new findings are emailed.
+    "signals-nightly-run": {
+        "task": "signals.nightly_run",
+        "schedule": crontab(hour=3, minute=15),
+    },
 }
+
+# Email (issue 11: the signal screen tells the reviewers what is new). Development prints mail on the
+# console; a deployment names its SMTP server (docker compose: the Mailpit service). DEFAULT_FROM_EMAIL
+# is the sender; SITE_URL is the address the links in an email start with (no request to take it from).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive; set one of them.")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+# Only for django.core.mail.backends.filebased.EmailBackend (one file per message sent).
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / ".mail"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "AE registry <registry@localhost>")
+SITE_URL = env_str("SITE_URL", "http://localhost:8000")
+# Issue 11: a signal run keeps every row of its screen this many days, then only its signals (what a
+# screen by product lot adds every night stays bounded).
+SIGNALS_KEEP_ALL_ROWS_DAYS = env_int("SIGNALS_KEEP_ALL_ROWS_DAYS", 90, minimum=1)
 # Hardening 1-6: the audit-trail admin (Pghistory > Events), fixed for junk query strings.
 PGHISTORY_ADMIN_CLASS = "registry.admin.AuditEventsAdmin"
 # How long a POST's Idempotency-Key is remembered (a client's retries must fall inside it).

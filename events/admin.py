@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseNotAllowed, JsonResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 
 from events import services
-from events.admin_inlines import AdverseEventForm
+from events.admin_inlines import MEDDRA_TERMS_URL_NAME, AdverseEventForm, MeddraCodingAdminMixin
 from events.models import AdverseEvent
 from events.selectors import adverse_events_for_user
+from meddra import selectors as meddra_selectors
 from registry.admin import procedure_frozen
 from registry.admin_base import RetractionAdminMixin, RetractionForm, ScopedAdmin, clinic_filter
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(RetractionAdminMixin, ScopedAdmin):
+class AdverseEventAdmin(MeddraCodingAdminMixin, RetractionAdminMixin, ScopedAdmin):
     retract_service = staticmethod(services.adverse_event_retract)
     restore_service = staticmethod(services.adverse_event_restore)
     selector = staticmethod(adverse_events_for_user)
@@ -27,6 +30,7 @@ class AdverseEventAdmin(RetractionAdminMixin, ScopedAdmin):
     def frozen(self, obj) -> bool:
         # An event under a retracted procedure or patient is frozen with it (read-only, no retract button).
         return super().frozen(obj) or (obj is not None and procedure_frozen(obj.procedure))
+
     form = AdverseEventForm
     list_display = (
         "external_id",
@@ -55,13 +59,15 @@ class AdverseEventAdmin(RetractionAdminMixin, ScopedAdmin):
         "external_id",
         "term",
         "meddra_code",
+        "meddra_llt_name",
+        "meddra_pt_name",
         "procedure__external_id",
         "procedure__patient__registry_id",
         "procedure__product_lot",
     )
     autocomplete_fields = ("procedure",)
     date_hierarchy = "onset_on"
-    readonly_fields = ("recorded_at", "retracted_at", "retracted_by", "retraction_reason")
+    readonly_fields = ("meddra_coding", "recorded_at", "retracted_at", "retracted_by", "retraction_reason")
     actions = ("retract_selected",)
     fieldsets = (
         (
@@ -73,6 +79,7 @@ class AdverseEventAdmin(RetractionAdminMixin, ScopedAdmin):
                     "category",
                     "term",
                     "meddra_code",
+                    "meddra_coding",
                     ("onset_on", "onset_estimated"),
                     "grade",
                     "recorded_at",
@@ -98,6 +105,38 @@ class AdverseEventAdmin(RetractionAdminMixin, ScopedAdmin):
         ("Outcome", {"fields": ("outcome", "resolved_on", "action_taken", "reporter")}),
         ("Retraction", {"fields": ("retracted_at", "retracted_by", "retraction_reason"), "classes": ("collapse",)}),
     )
+
+    MEDDRA_TERMS_PAGE = 20
+
+    def get_urls(self):
+        terms = path("meddra-terms/", self.admin_site.admin_view(self.meddra_terms_view), name=MEDDRA_TERMS_URL_NAME)
+        return [terms, *super().get_urls()]
+
+    def meddra_terms_view(self, request):
+        """Return the current LLTs of the newest MedDRA version whose name holds ?term=, as select2 reads them.
+
+        The admin site's own gate (a staff session verified by its second factor) comes first; then anyone who
+        may enter or read adverse events may search. Dictionary terms are not clinical data: no clinic scope.
+        """
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        if not (self.has_add_permission(request) or self.has_view_or_change_permission(request)):
+            raise PermissionDenied
+        version = meddra_selectors.latest_version()
+        if version is None:
+            return JsonResponse({"results": [], "pagination": {"more": False}})
+        term = request.GET.get("term", "")[:100]
+        page = request.GET.get("page", "1")
+        page = int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 6 else 1
+        size = self.MEDDRA_TERMS_PAGE
+        start = (max(page, 1) - 1) * size
+        found = list(meddra_selectors.current_llts(version, term).values_list("code", "name")[start : start + size + 1])
+        return JsonResponse(
+            {
+                "results": [{"id": code, "text": f"{name} ({code})"} for code, name in found[:size]],
+                "pagination": {"more": len(found) > size},
+            }
+        )
 
     @admin.display(description="site", ordering="procedure__site")
     def site(self, obj):

@@ -35,17 +35,35 @@ CAUSALITY = {
 }
 
 
-def _coding(system: str, code: str, display: str | None = None) -> dict:
-    coding = {"system": system, "code": code}
+def _coding(system: str, code: str, display: str | None = None, version: str | None = None) -> dict:
+    coding = {"system": system}
+    if version:
+        coding["version"] = version
+    coding["code"] = code
     if display:
         coding["display"] = display
     return coding
 
 
+def meddra_codings(ae: AdverseEvent) -> list[dict]:
+    """Return the event's MedDRA codings: the LLT, then its PT, in the version they were coded with.
+
+    An event coded while no dictionary was loaded carries its code alone (nothing was derived).
+    """
+    if not ae.meddra_code:
+        return []
+    if not ae.meddra_version:
+        return [_coding(MEDDRA_SYSTEM, ae.meddra_code)]
+    return [
+        _coding(MEDDRA_SYSTEM, ae.meddra_code, strip_unsafe(ae.meddra_llt_name), ae.meddra_version),
+        _coding(MEDDRA_SYSTEM, ae.meddra_pt_code, strip_unsafe(ae.meddra_pt_name), ae.meddra_version),
+    ]
+
+
 def adverse_event_resource(ae: AdverseEvent) -> dict:
     """Return the FHIR R4 AdverseEvent for a (non-retracted) registry event."""
     procedure = ae.procedure
-    event_codings = [_coding(MEDDRA_SYSTEM, ae.meddra_code)] if ae.meddra_code else []
+    event_codings = meddra_codings(ae)
     # Free text entered before it was checked at input may still hide bidi or zero-width characters.
     term = strip_unsafe(ae.term)
     resource = {

@@ -40,15 +40,52 @@ def new_event_id() -> str:
     return "AE-" + secrets.token_hex(6).upper()
 
 
+def _derived(verbose_name: str, max_length: int) -> models.CharField:
+    """Return a field coding derives from the MedDRA code: read-only everywhere, empty when uncoded.
+
+    The database default (not only Django's) lets the importer's INSERTs leave it out.
+    """
+    return models.CharField(verbose_name, max_length=max_length, blank=True, default="", db_default="", editable=False)
+
+
 class AdverseEventQuerySet(models.QuerySet):
     def active(self):
         """Return events that count: retracted events are kept for audit only."""
         return self.filter(retracted_at__isnull=True)
 
 
+_NOTHING_DERIVED = Q(**dict.fromkeys(rules.MEDDRA_DERIVED_FIELDS, ""))
+_ALL_DERIVED = Q()
+for _field in rules.MEDDRA_DERIVED_FIELDS:
+    _ALL_DERIVED &= ~Q(**{_field: ""})
+
 _ANY_CRITERION = Q()
 for _field in SERIOUS_CRITERIA.values():
     _ANY_CRITERION |= Q(**{_field: True})
+
+
+_MEDDRA_CODED_FUNC = f"""
+BEGIN
+IF NEW.meddra_version = '' THEN
+    IF EXISTS (SELECT FROM meddra_meddraversion) THEN
+        {trigger_raise(rules.MEDDRA_NOT_CURRENT)}
+    END IF;
+    RETURN NEW;
+END IF;
+IF NOT EXISTS (SELECT FROM meddra_meddraversion WHERE version = NEW.meddra_version) THEN
+    {trigger_raise(rules.MEDDRA_VERSION_NOT_LOADED)}
+END IF;
+IF NOT EXISTS (
+    SELECT FROM meddra_meddraversion v
+    JOIN meddra_llt l ON l.version_id = v.id AND l.code = NEW.meddra_code AND l.currency = 'Y'
+    JOIN meddra_mdhier h ON h.version_id = v.id AND h.pt_code = l.pt_code AND h.primary_soc_fg = 'Y'
+    WHERE v.version = NEW.meddra_version AND l.pt_code = NEW.meddra_pt_code AND h.soc_code = NEW.meddra_soc_code
+) THEN
+    {trigger_raise(rules.MEDDRA_NOT_CURRENT)}
+END IF;
+RETURN NEW;
+END;
+"""  # noqa: S608 - the rule catalogue's constants
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
@@ -65,9 +102,21 @@ class AdverseEvent(VersionedModel, Retractable, CleanConstraintsMixin):
     # description
     category = models.CharField(max_length=32, choices=Category.choices)
     term = models.CharField("verbatim term", max_length=200, validators=[validate_safe_free_text])
+    # MedDRA coding: the lowest level term (LLT) chosen; the rest is derived from it by events.services
+    # in the dictionary version stored with it (meddra app), never entered.
     meddra_code = models.CharField(
-        "MedDRA code", max_length=12, blank=True, validators=[validate_meddra_code], help_text="8 digits."
+        "MedDRA code (LLT)",
+        max_length=12,
+        blank=True,
+        validators=[validate_meddra_code],
+        help_text="The lowest level term's 8-digit code; once a MedDRA release is loaded, a current term of it.",
     )
+    meddra_version = _derived("MedDRA version", 16)
+    meddra_llt_name = _derived("MedDRA lowest level term", 250)
+    meddra_pt_code = _derived("MedDRA preferred term code", 8)
+    meddra_pt_name = _derived("MedDRA preferred term", 250)
+    meddra_soc_code = _derived("MedDRA primary SOC code", 8)
+    meddra_soc_name = _derived("MedDRA primary system organ class", 250)
     onset_on = models.DateField("onset date")
     onset_estimated = models.BooleanField("onset date estimated", default=False)
     recorded_at = models.DateTimeField(auto_now_add=True)
@@ -158,8 +207,13 @@ class AdverseEvent(VersionedModel, Retractable, CleanConstraintsMixin):
             # Hardening 8: no control, bidi or zero-width character in the id (one made every XLSX
             # covering the event fail); validate_safe_identifier says so field by field first.
             visible_characters_only("external_id", prefix="ae_external_id"),
-            # Hardening 9: a MedDRA code has 8 digits, or is empty (dictionary look-up comes with safety cases).
+            # Hardening 9: a MedDRA code has 8 digits, or is empty (the dictionary look-up: the triggers below).
             models.CheckConstraint(condition=Q(meddra_code__regex=MEDDRA_CODE_PATTERN), name="ae_meddra_code_shape"),
+            # Coded against a dictionary: the version, LLT name, PT and primary SOC all come with the code;
+            # coded without one (or not coded): none of them.
+            models.CheckConstraint(
+                condition=_NOTHING_DERIVED | (~Q(meddra_code="") & _ALL_DERIVED), name=rules.MEDDRA_DERIVED.code
+            ),
         ]
         triggers = [
             bump_version_trigger("ae"),
@@ -190,10 +244,34 @@ class AdverseEvent(VersionedModel, Retractable, CleanConstraintsMixin):
                 END;
                 """,  # noqa: S608 - the rule catalogue's constants
             ),
+            # Backstop of rules.adverse_event_coding_errors() (events.services codes first, field by field):
+            # a code set or changed is a current LLT of the version stored with it, with that LLT's PT and
+            # primary SOC; an event coded without a version only while no dictionary is loaded at all.
+            # Two triggers: an INSERT's condition cannot name OLD. Uncoded rows (every import) skip both.
+            *(
+                pgtrigger.Trigger(
+                    name=name,
+                    when=pgtrigger.Before,
+                    operation=operation,
+                    condition=pgtrigger.Condition(condition),
+                    func=_MEDDRA_CODED_FUNC,
+                )
+                for name, operation, condition in (
+                    ("ae_meddra_coded_insert", pgtrigger.Insert, "NEW.meddra_code <> ''"),
+                    (
+                        "ae_meddra_coded_update",
+                        pgtrigger.Update,
+                        "NEW.meddra_code <> '' AND (NEW.meddra_code, NEW.meddra_version, NEW.meddra_pt_code, "
+                        "NEW.meddra_soc_code) IS DISTINCT FROM (OLD.meddra_code, OLD.meddra_version, "
+                        "OLD.meddra_pt_code, OLD.meddra_soc_code)",
+                    ),
+                )
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.external_id}: {self.term} (grade {self.grade})"
+
     def clean(self):
         # Own fields only; events.services holds the event against its procedure and patient.
         errors = rules.adverse_event_errors(self)

@@ -66,6 +66,23 @@ FATAL_NEEDS_DEATH_DATE = rule(
     "outcome",
     "A fatal outcome needs the patient's death date: record the death date first.",
 )
+# --- MedDRA coding, against the loaded dictionary (triggers ae_meddra_coded_* raise the same codes) --
+MEDDRA_NOT_CURRENT = rule(
+    "ae_meddra_code_current_llt",
+    "meddra_code",
+    "Not a current lowest level term of the MedDRA dictionary.",
+    "MedDRA {version}",
+)
+# A caller of the service named a version that is not loaded (the API and the admin code with the newest).
+MEDDRA_VERSION_NOT_LOADED = rule(
+    "ae_meddra_version_loaded", "meddra_code", "This MedDRA version is not loaded.", "MedDRA {version}"
+)
+# Own fields (CheckConstraint of the same name): the registry derives PT, SOC and version from the code.
+MEDDRA_DERIVED = rule(
+    "ae_meddra_derivation_whole",
+    "meddra_code",
+    "The MedDRA version, preferred term and system organ class come from the coded term, all or none.",
+)
 LAST_FATAL_EXPLAINS_DEATH = rule(
     "ae_outcome_keeps_death_explained",
     "outcome",
@@ -102,6 +119,34 @@ def adverse_event_errors(ae) -> dict[str, str]:
         add(errors, DEATH_NEEDS_FATAL)
     if ae.retracted_at is not None and not (ae.retraction_reason or "").strip():
         add(errors, RETRACTION_REASON)
+    # The importer's rows carry no MedDRA coding (imports leave it empty): nothing to hold them to.
+    derived = [getattr(ae, f, "") for f in MEDDRA_DERIVED_FIELDS]
+    if any(derived) and not (getattr(ae, "meddra_code", "") and all(derived)):
+        add(errors, MEDDRA_DERIVED)
+    return errors
+
+
+# What coding derives from the lowest level term (events.services fills them; never entered).
+MEDDRA_DERIVED_FIELDS = (
+    "meddra_version",
+    "meddra_llt_name",
+    "meddra_pt_code",
+    "meddra_pt_name",
+    "meddra_soc_code",
+    "meddra_soc_name",
+)
+
+
+def adverse_event_coding_errors(ae, *, version: str | None, coding) -> dict[str, str]:
+    """Return {field: message} for an event's MedDRA code held against the dictionary.
+
+    ``version``: the MedDRA version the code was looked up in, None when no dictionary is loaded
+    (then only the code's shape counts, as Model.clean() checks it). ``coding``: the look-up's
+    answer (meddra.selectors.Coding, None for a code the version does not have).
+    """
+    errors: dict[str, str] = {}
+    if ae.meddra_code and version is not None and (coding is None or not coding.current):
+        add(errors, MEDDRA_NOT_CURRENT, version=version)
     return errors
 
 

@@ -10,6 +10,8 @@ from core.integrity import save_or_field_error
 from events import rules
 from events.choices import Outcome
 from events.models import AdverseEvent
+from events.validators import MEDDRA_CODE_SHAPE
+from meddra import selectors as meddra_selectors
 from registry import selectors
 from registry import services as registry_services
 from registry.models import Procedure
@@ -23,14 +25,73 @@ def _require_procedure(actor, procedure_id) -> Procedure:
     return procedure
 
 
-def adverse_event_check(*, event: AdverseEvent, stored: AdverseEvent | None = None) -> None:
-    """Return None when the event agrees with its procedure and patient; else raise ValidationError (by field).
+def adverse_event_coding(
+    *, event: AdverseEvent, stored: AdverseEvent | None = None, meddra_version: str | None = None
+) -> dict[str, str] | None:
+    """Return the MedDRA fields coding derives for the event's code, or None when the stored ones stay.
+
+    Coding happens when the code is set or changed (or ``meddra_version`` names another version
+    than the stored one): the lowest level term is looked up in ``meddra_version``, else in the
+    newest loaded version; its PT and the PT's primary SOC (mdhier) come with it. An unknown or
+    non-current code is a ValidationError on meddra_code. Without any loaded dictionary a code is
+    only held to its shape (Model.clean()) and nothing is derived, as before MedDRA was loaded.
+    """
+    blank = dict.fromkeys(rules.MEDDRA_DERIVED_FIELDS, "")
+    if not MEDDRA_CODE_SHAPE.fullmatch(event.meddra_code or ""):
+        return blank  # not a code at all: Model.clean() says so, nothing is looked up
+    stored_code = stored.meddra_code if stored is not None else ""
+    if event.meddra_code == stored_code and (
+        not meddra_version or stored is None or meddra_version == stored.meddra_version
+    ):
+        return blank if stored is None else None
+    if not event.meddra_code:
+        return blank
+    if meddra_version:
+        version = meddra_selectors.version_named(meddra_version)
+        if version is None:
+            raise ValidationError(rules.MEDDRA_VERSION_NOT_LOADED.error(version=meddra_version))
+    else:
+        version = meddra_selectors.latest_version()
+        if version is None:
+            return blank
+    coding = meddra_selectors.llt_coding(version, event.meddra_code)
+    errors = rules.adverse_event_coding_errors(event, version=version.version, coding=coding)
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "meddra_version": coding.version,
+        "meddra_llt_name": coding.llt_name,
+        "meddra_pt_code": coding.pt_code,
+        "meddra_pt_name": coding.pt_name,
+        "meddra_soc_code": coding.soc_code,
+        "meddra_soc_name": coding.soc_name,
+    }
+
+
+def adverse_event_check(
+    *, event: AdverseEvent, stored: AdverseEvent | None = None, meddra_version: str | None = None
+) -> None:
+    """Return None when the event agrees with its procedure, its patient and the MedDRA dictionary; else
+    raise ValidationError (by field).
 
     ``stored``: the event as stored (locked by the caller), looked up when not given. The admin
     calls this while validating its form (registry.admin_base); adverse_event_save under its lock.
     """
     if stored is None and event.pk:
         stored = AdverseEvent.objects.filter(pk=event.pk).first()
+    errors: dict = {}
+    try:
+        adverse_event_coding(event=event, stored=stored, meddra_version=meddra_version)
+    except ValidationError as exc:
+        errors = dict(exc.message_dict)
+    for field, message in _across_errors(event=event, stored=stored).items():
+        errors.setdefault(field, message)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _across_errors(*, event: AdverseEvent, stored: AdverseEvent | None) -> dict[str, str]:
+    """Return {field: message} for the event held against its procedure and patient."""
     procedure = event.procedure
     patient = procedure.patient
     was_only_unexplained_fatal = (
@@ -44,7 +105,7 @@ def adverse_event_check(*, event: AdverseEvent, stored: AdverseEvent | None = No
         .exclude(pk=stored.pk)
         .exists()
     )
-    errors = rules.adverse_event_across_errors(
+    return rules.adverse_event_across_errors(
         event,
         performed_on=procedure.performed_on,
         death_date=patient.death_date,
@@ -53,12 +114,13 @@ def adverse_event_check(*, event: AdverseEvent, stored: AdverseEvent | None = No
         allow_historical=stored is not None and stored.onset_on == event.onset_on,
         was_only_unexplained_fatal=was_only_unexplained_fatal,
     )
-    if errors:
-        raise ValidationError(errors)
 
 
-def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
-    """Return the adverse event after validating and saving it."""
+def adverse_event_save(*, actor, event: AdverseEvent, meddra_version: str | None = None) -> AdverseEvent:
+    """Return the adverse event after validating, coding (MedDRA) and saving it.
+
+    ``meddra_version``: code against this loaded MedDRA version instead of the newest one.
+    """
     if event.procedure_id is None:
         raise ValidationError({"procedure": "An adverse event belongs to a procedure."})
     # The procedure object the form or serializer already loaded (through the scoped
@@ -80,15 +142,33 @@ def adverse_event_save(*, actor, event: AdverseEvent) -> AdverseEvent:
         registry_services.refuse_if_retracted(
             procedure_id=event.procedure_id, patient_id=event.procedure.patient_id, under=True
         )
-        event.full_clean()
-        adverse_event_check(event=event, stored=stored)
+        # Coding first (it sets the derived fields clean() holds together); its error is reported with the others.
+        errors: dict = {}
+        try:
+            derived = adverse_event_coding(event=event, stored=stored, meddra_version=meddra_version)
+        except ValidationError as exc:
+            errors, derived = dict(exc.message_dict), None
+        for name in rules.MEDDRA_DERIVED_FIELDS:  # only coding sets them, never a caller
+            setattr(event, name, getattr(stored, name, "") if derived is None else derived[name])
+        try:
+            event.full_clean()
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                errors.setdefault(field, messages)
+        if errors:
+            raise ValidationError(errors)
+        errors = _across_errors(event=event, stored=stored)
+        if errors:
+            raise ValidationError(errors)
         save_or_field_error(event)
     return event
 
 
-def adverse_event_create(*, actor, procedure: Procedure, **fields) -> AdverseEvent:
-    """Return a new adverse event of ``procedure`` with ``fields``."""
-    return adverse_event_save(actor=actor, event=AdverseEvent(procedure=procedure, **fields))
+def adverse_event_create(*, actor, procedure: Procedure, meddra_version: str | None = None, **fields) -> AdverseEvent:
+    """Return a new adverse event of ``procedure`` with ``fields`` (coded in ``meddra_version`` when given)."""
+    return adverse_event_save(
+        actor=actor, event=AdverseEvent(procedure=procedure, **fields), meddra_version=meddra_version
+    )
 
 
 def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> AdverseEvent:

@@ -25,7 +25,8 @@ def _documents_service_errors(view):
     # incidence_run_start() re-validates the parameters as a whole (a stratum named twice, say, or
     # a report over REPORTS_MAX_RESULT_ROWS, on "strata") and answers code "invalid" on any request
     # field or on the request as a whole; a malformed Idempotency-Key is "invalid" too.
-    for field in ("strata", "outcomes", "cutoff_on", "onset_window_days", "ci_method", IDEMPOTENCY_HEADER, None):
+    fields = ("strata", "outcomes", "cutoff_on", "onset_window_days", "ci_method", "windows_mode", "unit")
+    for field in (*fields, IDEMPOTENCY_HEADER, None):
         view = extend_validation_errors(["invalid"], field_name=field, methods=["post"])(view)
     return view
 
@@ -44,7 +45,9 @@ class IncidenceRunListCreate(APIView):
         parameters=[IDEMPOTENCY_KEY],
         responses={202: IncidenceRunSerializer, **IDEMPOTENCY_RESPONSES},
         description=(
-            "Start an incidence run: 202 once it is stored (queued), then poll its Location. A report whose "
+            "Start an incidence run: 202 once it is stored (queued), then poll its Location. By default the run "
+            "uses the registry's outcome definitions (windows_mode registry) and the procedure unit; the run "
+            "returns the definitions it used (outcome_definitions). A report whose "
             "result would exceed the configured row limit is refused with 400 on strata. If the task queue "
             "is unreachable the run is accepted all the same and published within about a minute of its return."
         ),

@@ -23,6 +23,16 @@ class CIMethod(models.TextChoices):
     CLOPPER_PEARSON = "clopper-pearson", "Clopper-Pearson (exact)"
 
 
+class Unit(models.TextChoices):
+    PROCEDURE = "procedure", "Procedure (time zero: the procedure)"
+    PATIENT = "patient", "Patient (time zero: the first procedure)"
+
+
+class WindowsMode(models.TextChoices):
+    OPEN = "open", "Every window open (day 0 to the end of follow-up)"
+    REGISTRY = "registry", "The registry's outcome definitions (risk windows)"
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -65,6 +75,10 @@ AGE_BANDS: tuple[tuple[str, int | None, int | None], ...] = (
 # Kaplan-Meier horizons in days after the procedure, inclusive (DESIGN.md 2).
 HORIZONS: tuple[tuple[str, int], ...] = (("30d", 30), ("1y", 365), ("2y", 730), ("5y", 1826))
 KM_MAX_DAY = max(days for _, days in HORIZONS)
+AJ_COLUMNS: tuple[str, ...] = tuple(f"aj_cuminc_{label}" for label, _ in HORIZONS)
+
+# Bands of days since the start of the risk window for the Mantel-Haenszel signal screen (DESIGN 2b).
+SIGNAL_BANDS: tuple[tuple[int, int | None], ...] = ((0, 30), (30, 365), (365, 1826), (1826, None))
 
 # The value a stratum column carries on a margin (total) row.
 MARGIN = "ALL"

@@ -6,18 +6,26 @@
   rows (Kaplan-Meier step curves, the provider comparison, the counted events), computed
   in the same transaction as the flip to succeeded (reports.snapshot), so a document of
   the run never changes after an edit of the registry;
+- RunProviderComparison: the case-mix-adjusted provider comparison (DESIGN 2b), stored with the run;
+- OutcomeDefinition: the registry's outcome definitions (risk windows), versioned and append-only;
+  a run freezes the ones it used (IncidenceRun.outcome_definitions);
 - ExportLog (reports.exports.models): who exported what.
 """
 
 from __future__ import annotations
 
+import pghistory
 import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from reports.choices import CIMethod, RunStatus, Stratum, Trigger
+from core.models import CleanConstraintsMixin
+from core.rules import rule
+from core.text import validate_safe_free_text
+from reports.choices import OUTCOME_LABELS, OUTCOMES, CIMethod, RunStatus, Stratum, Trigger, Unit, WindowsMode
 from reports.exports.models import ExportLog
 
 _FROZEN_FIELDS = (
@@ -30,6 +38,9 @@ _FROZEN_FIELDS = (
     "requested_by_id",
     "trigger",
     "created_at",
+    "windows_mode",
+    "unit",
+    "outcome_definitions",
 )
 _FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED]
 _SNAPSHOT_FUNC = """
@@ -74,10 +85,27 @@ class IncidenceRun(models.Model):
         "onset window (days)",
         null=True,
         blank=True,
-        help_text="Only events with onset at most this many days after the procedure qualify.",
+        help_text="Every risk window ends on this day after time zero (each start day kept); "
+        "only events with onset up to then qualify.",
     )
     ci_method = models.CharField(
         "proportion interval", max_length=16, choices=CIMethod.choices, default=CIMethod.WILSON
+    )
+    windows_mode = models.CharField(
+        "risk windows",
+        max_length=12,
+        choices=WindowsMode.choices,
+        default=WindowsMode.OPEN,
+        help_text="Open: every outcome counted from day 0 to the end of follow-up. Registry: the stored "
+        "outcome definitions as they stood when the run started (copied into the run's outcome definitions).",
+    )
+    unit = models.CharField("unit of the report", max_length=12, choices=Unit.choices, default=Unit.PROCEDURE)
+    outcome_definitions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The outcome definitions the run used, frozen when it started: one per outcome, in report "
+        "order, with code, label, qualifies, window_start_day, window_end_day (null: open) and version "
+        "(null: no stored definition, the open window). Empty for runs made before definitions existed.",
     )
     clinic_ids = ArrayField(
         models.BigIntegerField(),
@@ -125,6 +153,10 @@ class IncidenceRun(models.Model):
             models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="incidencerun_status_valid"),
             models.CheckConstraint(condition=Q(ci_method__in=CIMethod.values), name="incidencerun_ci_method_valid"),
             models.CheckConstraint(condition=Q(trigger__in=Trigger.values), name="incidencerun_trigger_valid"),
+            models.CheckConstraint(
+                condition=Q(windows_mode__in=WindowsMode.values), name="incidencerun_windows_mode_valid"
+            ),
+            models.CheckConstraint(condition=Q(unit__in=Unit.values), name="incidencerun_unit_valid"),
             models.CheckConstraint(
                 condition=Q(status=RunStatus.QUEUED) | Q(claimed_at__isnull=False),
                 name="incidencerun_claimed_unless_queued",
@@ -200,6 +232,19 @@ class IncidenceResult(models.Model):
     )
     km_cuminc_5y_ci_low = models.FloatField(null=True, blank=True)
     km_cuminc_5y_ci_high = models.FloatField(null=True, blank=True)
+    # Aalen-Johansen cumulative incidence with death as a competing risk, at the same horizons (DESIGN 2b).
+    aj_cuminc_30d = models.FloatField(
+        null=True, blank=True, help_text="Aalen-Johansen cumulative incidence at day 30, death competing."
+    )
+    aj_cuminc_1y = models.FloatField(
+        null=True, blank=True, help_text="Aalen-Johansen cumulative incidence at day 365, death competing."
+    )
+    aj_cuminc_2y = models.FloatField(
+        null=True, blank=True, help_text="Aalen-Johansen cumulative incidence at day 730, death competing."
+    )
+    aj_cuminc_5y = models.FloatField(
+        null=True, blank=True, help_text="Aalen-Johansen cumulative incidence at day 1826, death competing."
+    )
 
     class Meta:
         ordering = ["run", "position"]
@@ -218,7 +263,7 @@ class IncidenceResult(models.Model):
 
 
 class RunCurve(models.Model):
-    """A Kaplan-Meier step curve of a run: one outcome and stratum (each finest stratum and the overall one)."""
+    """A Kaplan-Meier and Aalen-Johansen step curve of a run: one outcome and stratum (each finest one and overall)."""
 
     run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="curves")
     position = models.PositiveIntegerField(help_text="Order of the curve in the run: outcome, then stratum.")
@@ -227,6 +272,13 @@ class RunCurve(models.Model):
     procedures = models.PositiveIntegerField()
     days = ArrayField(models.IntegerField(), help_text="Days where the cumulative incidence steps, from day 0.")
     cuminc = ArrayField(models.FloatField(), help_text="1 - S from each of those days on.")
+    aj_cuminc = ArrayField(
+        models.FloatField(),
+        default=list,
+        blank=True,
+        help_text="Aalen-Johansen cumulative incidence (death competing) from each of those days on; "
+        "empty on runs stored before it.",
+    )
 
     class Meta:
         ordering = ["run", "position"]
@@ -262,6 +314,56 @@ class RunProviderRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} rate of {self.clinic} in run #{self.run_id}"
+
+
+# A provider comparison groups by clinic, country or GMP certification, on proportions (closed windows)
+# or person-time (open windows).
+COMPARISON_GROUPINGS: tuple[str, ...] = ("clinic", "country", "gmp")
+COMPARISON_BASES: tuple[str, ...] = ("proportion", "person_time")
+
+
+class RunProviderComparison(models.Model):
+    """A group's (clinic, country or GMP status) observed and case-mix-expected cases for one outcome of a run.
+
+    Indirect standardisation (DESIGN 2b): expected = sum over adjustment strata of the group's
+    procedures (basis proportion) or person-years (basis person_time) times the reference risk or rate.
+    """
+
+    run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="provider_comparisons")
+    position = models.PositiveIntegerField()
+    grouping = models.CharField(max_length=8, choices=[(g, g) for g in COMPARISON_GROUPINGS])
+    group = models.TextField(help_text='The clinic code, the country, or "true"/"false" for GMP certification.')
+    outcome = models.CharField(max_length=32)
+    basis = models.CharField(max_length=12, choices=[(b, b) for b in COMPARISON_BASES])
+    procedures = models.PositiveIntegerField(help_text="Units of the group in the outcome's denominator.")
+    observed = models.PositiveIntegerField()
+    person_years = models.FloatField()
+    expected = models.FloatField()
+    sir = models.FloatField(null=True, blank=True, help_text="Observed / expected; empty when expected is 0.")
+    sir_ci_low = models.FloatField(null=True, blank=True)
+    sir_ci_high = models.FloatField(null=True, blank=True)
+    p_high = models.FloatField(null=True, blank=True, help_text="P(X >= observed), X ~ Poisson(expected).")
+    p_low = models.FloatField(null=True, blank=True, help_text="P(X <= observed), X ~ Poisson(expected).")
+    flag = models.TextField(blank=True)
+    # Shown beside a low flag: fewer cases than expected may be safer care or under-reporting.
+    followup_due = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Follow-up visits of the group's units due by the cut-off."
+    )
+    followup_completed = models.PositiveIntegerField(null=True, blank=True, help_text="Of those, the visits completed.")
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="runprovidercomparison_unique_position"),
+            models.CheckConstraint(
+                condition=Q(grouping__in=COMPARISON_GROUPINGS), name="runprovidercomparison_grouping_valid"
+            ),
+            models.CheckConstraint(condition=Q(basis__in=COMPARISON_BASES), name="runprovidercomparison_basis_valid"),
+        ]
+        triggers = [_snapshot_immutable("runprovidercomparison_snapshot_immutable")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} SIR of {self.grouping} {self.group} in run #{self.run_id}"
 
 
 class RunListingRow(models.Model):
@@ -308,4 +410,110 @@ class RunListingRow(models.Model):
         return f"Event {self.event_id} counted in run #{self.run_id}"
 
 
-__all__ = ["ExportLog", "IncidenceResult", "IncidenceRun", "RunCurve", "RunListingRow", "RunProviderRate"]
+# --- Outcome definitions (DESIGN 2b) ---------------------------------------------------------------
+
+# Rules on a definition's own fields: a CHECK named after each code backs clean(), and
+# core.integrity maps a refusal by the database back to the field and message.
+WINDOW_START_NOT_NEGATIVE = rule(
+    "outcomedefinition_window_start_not_negative",
+    "window_start_day",
+    "The window starts on day 0 (the procedure) or later.",
+)
+WINDOW_END_NOT_BEFORE_START = rule(
+    "outcomedefinition_window_end_not_before_start",
+    "window_end_day",
+    "The window cannot end before it starts: give an end day on or after the start day, or leave it open.",
+)
+QUALIFIES_IS_CODE = rule(
+    "outcomedefinition_qualifies_is_code",
+    "qualifies",
+    "For now the events that qualify are those of the outcome's own code (its category, any, serious "
+    "or grade 3 or higher).",
+)
+VERSION_POSITIVE = rule("outcomedefinition_version_positive", "version", "Versions are numbered from 1.")
+
+
+# The audit trail records who stored each version (and in which request); rows never change afterwards.
+@pghistory.track(pghistory.InsertEvent())
+class OutcomeDefinition(CleanConstraintsMixin):
+    """One version of an outcome definition: which events qualify, and the risk window after time zero.
+
+    Append-only: an edit stores a new row with the next version (reports.services.outcome_definition_save),
+    and the database refuses any UPDATE or DELETE. The current definition of a code is its highest
+    version (reports.outcomes). A run copies the definitions it used into IncidenceRun.outcome_definitions.
+    """
+
+    code = models.CharField(max_length=32, choices=[(o, OUTCOME_LABELS[o]) for o in OUTCOMES])
+    label = models.CharField(max_length=200, validators=[validate_safe_free_text])
+    qualifies = models.CharField(
+        max_length=64,
+        help_text="The events that qualify: for now the outcome's own code (its category, any, serious or "
+        "grade_3_plus); sets of MedDRA preferred terms may come later.",
+    )
+    window_start_day = models.IntegerField(
+        "window start (day)", help_text="Day s after time zero (0: the day of the procedure) the risk window opens."
+    )
+    window_end_day = models.IntegerField(
+        "window end (day)",
+        null=True,
+        blank=True,
+        help_text="Day e after time zero the risk window closes (inclusive); empty: open, to the end of follow-up.",
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="+"
+    )
+    note = models.TextField(blank=True, validators=[validate_safe_free_text], help_text="Why this version.")
+
+    class Meta:
+        ordering = ["code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="outcomedefinition_unique_code_version"),
+            models.CheckConstraint(condition=Q(code__in=OUTCOMES), name="outcomedefinition_code_valid"),
+            models.CheckConstraint(condition=Q(qualifies=models.F("code")), name=QUALIFIES_IS_CODE.code),
+            models.CheckConstraint(condition=Q(window_start_day__gte=0), name=WINDOW_START_NOT_NEGATIVE.code),
+            models.CheckConstraint(
+                condition=Q(window_end_day__isnull=True) | Q(window_end_day__gte=models.F("window_start_day")),
+                name=WINDOW_END_NOT_BEFORE_START.code,
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name=VERSION_POSITIVE.code),
+        ]
+        triggers = [
+            # Versions are append-only: a stored definition is never changed or removed.
+            pgtrigger.Protect(name="outcomedefinition_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} v{self.version}: {self.window_display}"
+
+    @property
+    def window_display(self) -> str:
+        end = "open" if self.window_end_day is None else f"day {self.window_end_day}"
+        return f"day {self.window_start_day} to {end}"
+
+    def clean(self):
+        errors: dict[str, str] = {}
+        if self.code and self.code not in OUTCOMES:
+            errors["code"] = f"Unknown outcome: choose from {', '.join(OUTCOMES)}."
+        if self.qualifies and self.code and self.qualifies != self.code:
+            errors.update(QUALIFIES_IS_CODE.error())
+        start, end = self.window_start_day, self.window_end_day
+        if start is not None and start < 0:
+            errors.update(WINDOW_START_NOT_NEGATIVE.error())
+        elif start is not None and end is not None and end < start:
+            errors.update(WINDOW_END_NOT_BEFORE_START.error())
+        if errors:
+            raise ValidationError(errors)
+
+
+__all__ = [
+    "ExportLog",
+    "IncidenceResult",
+    "IncidenceRun",
+    "OutcomeDefinition",
+    "RunCurve",
+    "RunListingRow",
+    "RunProviderComparison",
+    "RunProviderRate",
+]

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from registry.selectors import ALL, clinic_scope, limit_to_user_clinics
-from reports.models import IncidenceResult, IncidenceRun, RunCurve, RunListingRow, RunProviderRate
+from reports.models import IncidenceResult, IncidenceRun, RunCurve, RunListingRow
 
 
 def may_use_reports(user) -> bool:
@@ -47,11 +47,6 @@ def results_of_run(run: IncidenceRun) -> QuerySet[IncidenceResult]:
 def curves_of_run(run: IncidenceRun, *, outcome: str) -> QuerySet[RunCurve]:
     """Return the stored Kaplan-Meier curves of ``outcome`` in ``run``: every finest stratum, then the overall one."""
     return run.curves.filter(outcome=outcome).order_by("position")
-
-
-def provider_rates_of_run(run: IncidenceRun) -> QuerySet[RunProviderRate]:
-    """Return the stored per-clinic and pooled rates of ``run`` (the provider comparison's input)."""
-    return run.provider_rates.order_by("position")
 
 
 def listing_rows_for_user(run: IncidenceRun, user) -> QuerySet[RunListingRow]:

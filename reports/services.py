@@ -42,11 +42,24 @@ from django.dispatch import Signal
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from core.audit import audit_context
+from core.integrity import save_or_field_error
+from core.models import ConcurrentUpdate
 from registry.selectors import ALL, clinic_scope
-from reports.choices import DEFAULT_STRATA, INCIDENCE_RUN_TASK, CIMethod, RunStatus, Trigger
+from reports.choices import (
+    DEFAULT_STRATA,
+    INCIDENCE_RUN_TASK,
+    OUTCOME_LABELS,
+    CIMethod,
+    RunStatus,
+    Trigger,
+    Unit,
+    WindowsMode,
+)
 from reports.engine import IncidenceParams, SizeEstimate, estimate_result_rows, iter_incidence
 from reports.exports.incidence_csv import result_record
-from reports.models import IncidenceResult, IncidenceRun
+from reports.models import IncidenceResult, IncidenceRun, OutcomeDefinition
+from reports.outcomes import freeze as freeze_definitions
 from reports.selectors import may_use_reports
 from reports.snapshot import run_snapshot_store
 
@@ -95,6 +108,70 @@ def incidence_run_size(*, params: IncidenceParams) -> SizeEstimate:
     return estimate
 
 
+def _windows_mode_error(windows_mode) -> dict[str, str]:
+    if windows_mode in WindowsMode.values:
+        return {}
+    return {"windows_mode": f"Risk windows must be one of {', '.join(WindowsMode.values)}."}
+
+
+def _definitions_for(windows_mode: str) -> dict[str, dict]:
+    """Return {code: frozen definition} the run would use before any onset window: stored or open."""
+    if windows_mode == WindowsMode.REGISTRY:
+        return {d["code"]: d for d in freeze_definitions()}
+    return {
+        code: {
+            "code": code,
+            "label": label,
+            "qualifies": code,
+            "window_start_day": 0,
+            "window_end_day": None,
+            "version": None,  # no stored definition: the open window
+        }
+        for code, label in OUTCOME_LABELS.items()
+    }
+
+
+def incidence_params(
+    *,
+    cutoff_on: date,
+    strata: Iterable[str] = DEFAULT_STRATA,
+    outcomes: Iterable[str] | None = None,
+    onset_window_days: int | None = None,
+    ci_method: str = CIMethod.WILSON,
+    clinic_ids: Iterable[int] | None = None,
+    windows_mode: str = WindowsMode.OPEN,
+    unit: str = Unit.PROCEDURE,
+) -> tuple[IncidenceParams, list[dict]]:
+    """Return the validated engine parameters of a new run and the outcome definitions it freezes.
+
+    ``windows_mode`` "open" gives every outcome the window 0-open; "registry" the current
+    stored definitions (reports.outcomes). ``onset_window_days`` N then ends every window on
+    day N, keeping each start day (DESIGN 2b). The definitions are the run's outcomes in
+    report order, each with the window the engine is given. ValidationError names the field.
+    """
+    errors = _windows_mode_error(windows_mode)
+    definitions = {} if errors else _definitions_for(windows_mode)
+    try:
+        params = IncidenceParams.build(
+            cutoff_on=cutoff_on,
+            strata=strata,
+            outcomes=outcomes,
+            onset_window_days=onset_window_days,
+            ci_method=ci_method,
+            clinic_ids=clinic_ids,
+            windows={code: (d["window_start_day"], d["window_end_day"]) for code, d in definitions.items()},
+            unit=unit,
+        )
+    except ValidationError as exc:
+        raise ValidationError({**exc.message_dict, **errors}) from exc
+    if errors:
+        raise ValidationError(errors)
+    used = []
+    for outcome, (start, end) in zip(params.outcomes, params.windows, strict=True):
+        used.append({**definitions[outcome], "window_start_day": start, "window_end_day": end})
+    return params, used
+
+
 def incidence_run_start(
     *,
     actor,
@@ -103,6 +180,8 @@ def incidence_run_start(
     outcomes: Iterable[str] | None = None,
     onset_window_days: int | None = None,
     ci_method: str = CIMethod.WILSON,
+    windows_mode: str = WindowsMode.OPEN,
+    unit: str = Unit.PROCEDURE,
     trigger: str = Trigger.API,
 ) -> IncidenceRun:
     """Return a new queued incidence run, published to the workers once the transaction commits.
@@ -114,6 +193,11 @@ def incidence_run_start(
     exceed REPORTS_MAX_RESULT_ROWS is refused (ValidationError on "strata"); the
     estimate is stored with the run. A broker that is down does not fail the call:
     the run stays queued with ``published_at`` empty and the sweep publishes it.
+
+    ``windows_mode`` (open here, as on the command line; the admin, the API and the nightly
+    run ask for "registry") and ``unit`` are stored with the run, and so are the outcome
+    definitions it uses (``outcome_definitions``): recomputing the run later
+    (run_params) reads those, never the live definitions.
     """
     if actor is None:
         scope = ALL
@@ -121,13 +205,15 @@ def incidence_run_start(
         scope = clinic_scope(actor)
         if not may_use_reports(actor):
             raise PermissionDenied("You belong to no clinic, so there is nothing to report on.")
-    params = IncidenceParams.build(
+    params, definitions = incidence_params(
         cutoff_on=cutoff_on,
         strata=strata,
         outcomes=outcomes,
         onset_window_days=onset_window_days,
         ci_method=ci_method,
         clinic_ids=None if scope is ALL else scope,
+        windows_mode=windows_mode,
+        unit=unit,
     )
     estimate = incidence_run_size(params=params)
     with transaction.atomic():
@@ -137,6 +223,9 @@ def incidence_run_start(
             cutoff_on=params.cutoff_on,
             onset_window_days=params.onset_window_days,
             ci_method=params.ci_method,
+            windows_mode=windows_mode,
+            unit=params.unit,
+            outcome_definitions=definitions,
             clinic_ids=None if params.clinic_ids is None else sorted(params.clinic_ids),
             requested_by=actor,
             trigger=trigger,
@@ -173,7 +262,19 @@ def incidence_run_publish(*, run_id: int) -> bool:
 
 
 def run_params(run: IncidenceRun) -> IncidenceParams:
-    """Return the engine parameters frozen in ``run``."""
+    """Return the engine parameters frozen in ``run``: its windows come from the definitions it stored.
+
+    Never from the live definitions, so a run recomputed after an edit of them gives the same
+    numbers. A run made before definitions existed (none stored) has every window open.
+    """
+    windows = None
+    if run.outcome_definitions:
+        # The stored end day already is onset_window_days when that is set; build() applies it
+        # again (to the start day it keeps), so it is handed over open here.
+        windows = {
+            d["code"]: (d["window_start_day"], None if run.onset_window_days is not None else d["window_end_day"])
+            for d in run.outcome_definitions
+        }
     return IncidenceParams.build(
         cutoff_on=run.cutoff_on,
         strata=run.strata,
@@ -181,6 +282,8 @@ def run_params(run: IncidenceRun) -> IncidenceParams:
         onset_window_days=run.onset_window_days,
         ci_method=run.ci_method,
         clinic_ids=run.clinic_ids,
+        windows=windows,
+        unit=run.unit,
     )
 
 
@@ -470,6 +573,56 @@ def incidence_runs_requeue_stale(
     if sweep.requeued or sweep.failed or sweep.published:
         log.warning("Incidence run sweep: %s", sweep)
     return sweep
+
+
+def outcome_definition_save(
+    *,
+    actor,
+    code: str,
+    label: str,
+    window_start_day: int,
+    window_end_day: int | None,
+    note: str = "",
+    based_on_version: int | None,
+) -> OutcomeDefinition:
+    """Return the new current definition of ``code``: a new row, version + 1; the stored versions stay as they are.
+
+    ``based_on_version`` is the version the editor started from (None: a code with no stored
+    version yet); ConcurrentUpdate when another version was stored meanwhile. Values equal to
+    the current version's store nothing and return it. ValidationError names the field
+    (window start < 0, end before start). Audited: the insert is attributed to ``actor``.
+    """
+    with transaction.atomic(), audit_context(actor, "outcome_definition_save"):
+        # Lock the current version: two editors of one code store one version after the other.
+        current = OutcomeDefinition.objects.select_for_update().filter(code=code).order_by("-version").first()
+        current_version = current.version if current is not None else None
+        if based_on_version != current_version:
+            if based_on_version is None:
+                raise ValidationError(
+                    {"code": f"{code} already has a definition (version {current_version}): edit it."}
+                )
+            raise ConcurrentUpdate(
+                f"The definition of {code} is at version {current_version or 'none'} now, not {based_on_version}: "
+                "someone stored another version after you opened it."
+            )
+        definition = OutcomeDefinition(
+            code=code,
+            label=label,
+            qualifies=code,
+            window_start_day=window_start_day,
+            window_end_day=window_end_day,
+            note=note,
+            version=(current_version or 0) + 1,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        definition.full_clean()
+        if current is not None and all(
+            getattr(current, f) == getattr(definition, f)
+            for f in ("label", "window_start_day", "window_end_day", "note")
+        ):
+            return current  # nothing changed: no new version
+        save_or_field_error(definition)
+    return definition
 
 
 def nightly_cutoff(today: date | None = None) -> date:

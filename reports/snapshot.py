@@ -4,72 +4,135 @@ reports.services stores a run's result rows and flips it to succeeded in one
 transaction; ``run_snapshot_store`` runs in that transaction, after the rows, and
 stores from the engine's public functions:
 
-- the provider comparison's input (RunProviderRate): each clinic's and the pooled
-  rate per outcome; the clinic margins of the stored rows when the run is stratified by
-  clinic, else the engine run once more by clinic alone;
-- the Kaplan-Meier step curves (RunCurve) of every outcome, every finest stratum and
-  the overall one (reports.engine.iter_km_curves: one statement for every outcome);
+- the provider comparison adjusted for case mix (RunProviderComparison, DESIGN 2b): every
+  outcome by clinic, by country and by GMP certification, adjusted for site x cell type x
+  age band x sex (the rows of reports.engine.providers.compare_providers, counted in one
+  pass for the three groupings), with each group's follow-up completeness (visits due by
+  the cut-off, and completed by it);
+- the Kaplan-Meier and Aalen-Johansen step curves (RunCurve) of every outcome, every finest
+  stratum and the overall one (reports.engine.iter_km_curves: one statement for every outcome);
 - the events that counted (RunListingRow, reports.engine.counted_events_sql), with their
   coded columns as they stood, copied inside PostgreSQL (INSERT ... SELECT, flat memory)
   and bounded at REPORTS_MAX_RESULT_ROWS rows, earliest onsets first.
 
-The documents (reports.documents) read only these, so the same run's XLSX, PDF and
-report page show the same numbers whatever is edited, retracted or added afterwards.
+Runs stored before the comparison was (reports 0004 to 0006) kept the crude per-clinic rates
+(RunProviderRate); new runs no longer store them. The documents (reports.documents) read
+only what the run stored, so the same run's XLSX, PDF and report page show the same
+numbers whatever is edited, retracted or added afterwards.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
 
 from events.models import AdverseEvent
-from reports.choices import MARGIN, Stratum
-from reports.engine import IncidenceParams, compute_incidence, counted_events_sql, iter_km_curves
+from registry.models import FollowUpVisit
+from reports.choices import Unit
+from reports.engine import IncidenceParams, counted_events_sql, iter_km_curves
+from reports.engine.providers import DEFAULT_ADJUST, GROUPS, build_provider_sql, provider_rows
+from reports.engine.providers import WORK_MEM as PROVIDERS_WORK_MEM
 from reports.exports.deidentified import SNAPSHOT_FIELDS, snapshot_base
 from reports.exports.streaming import compose_select
-from reports.models import IncidenceRun, RunCurve, RunListingRow, RunProviderRate
+from reports.models import IncidenceRun, RunCurve, RunListingRow, RunProviderComparison
 
 WRITE_BATCH = 2000
-_RATE_FIELDS = ("outcome", "procedures", "cases", "person_years", "rate_per_100py", "rate_ci_low", "rate_ci_high")
 
 
 def run_snapshot_store(*, run: IncidenceRun, params: IncidenceParams) -> int:
-    """Store what the documents of ``run`` show (provider rates, curves, counted events); return how many
+    """Store what the documents of ``run`` show (provider comparison, curves, counted events); return how many
     events counted (the listing keeps at most REPORTS_MAX_RESULT_ROWS of them)."""
-    _store_provider_rates(run=run, params=params)
+    _store_provider_comparisons(run=run, params=params)
     _store_curves(run=run, params=params)
     return _store_listing(run=run, params=params)
 
 
-def _clinic_rates(run: IncidenceRun, params: IncidenceParams) -> list[dict]:
-    """Return {clinic, outcome, procedures, ...} per clinic (and "ALL" pooled) and outcome of the run's scope."""
-    if Stratum.CLINIC in params.strata:
-        # The clinic margins of the rows just stored (this transaction sees them).
-        others = {f"stratum__{s}": MARGIN for s in params.strata if s != Stratum.CLINIC}
-        return [
-            {**r, "clinic": r["stratum"][Stratum.CLINIC]}
-            for r in run.results.filter(**others).order_by("position").values("stratum", *_RATE_FIELDS)
-        ]
-    by_clinic = IncidenceParams.build(
-        cutoff_on=params.cutoff_on,
-        strata=[Stratum.CLINIC],
-        outcomes=params.outcomes,
-        onset_window_days=params.onset_window_days,
-        ci_method=params.ci_method,
-        clinic_ids=params.clinic_ids,
+def followup_completeness(params: IncidenceParams, grouping: str) -> dict[str, tuple[int, int]]:
+    """Return {group: (visits due, visits completed)} of the report's scope, by ``grouping`` (clinic code,
+    country, or GMP certification "true"/"false").
+
+    Due: follow-up visits of the report's procedures (performed on or before the cut-off, in its
+    clinics; neither the visit, its procedure nor its patient retracted) due on or before the cut-off,
+    leaving out visits due after the patient's death or withdrawal. Completed: of those, the ones
+    completed on or before the cut-off. The group is the clinic of the report's unit: the procedure's,
+    or the patient's on the patient unit. Counted in PostgreSQL (one GROUP BY).
+    """
+    clinic = "procedure__patient__clinic" if params.unit == Unit.PATIENT else "procedure__clinic"
+    cutoff = params.cutoff_on
+    visits = FollowUpVisit.objects.filter(
+        Q(procedure__patient__death_date__isnull=True) | Q(procedure__patient__death_date__gte=F("due_on")),
+        Q(procedure__patient__withdrawn_on__isnull=True) | Q(procedure__patient__withdrawn_on__gte=F("due_on")),
+        retracted_at__isnull=True,
+        procedure__retracted_at__isnull=True,
+        procedure__patient__retracted_at__isnull=True,
+        procedure__performed_on__lte=cutoff,
+        due_on__lte=cutoff,
     )
-    return [
-        {"clinic": dict(row.stratum)[Stratum.CLINIC], **{f: getattr(row, f) for f in _RATE_FIELDS}}
-        for row in compute_incidence(params=by_clinic)
-    ]
+    if params.clinic_ids is not None:
+        visits = visits.filter(**{f"{clinic}_id__in": sorted(params.clinic_ids)})
+    key = {"clinic": f"{clinic}__code", "country": f"{clinic}__country", "gmp": f"{clinic}__gmp_certified"}[grouping]
+    counted = (
+        visits.order_by()
+        .values(key)
+        .annotate(due=Count("pk"), completed=Count("pk", filter=Q(completed_on__lte=cutoff)))
+        .values_list(key, "due", "completed")
+    )
+    return {_group_value(value): (due, completed) for value, due, completed in counted}
 
 
-def _store_provider_rates(*, run: IncidenceRun, params: IncidenceParams) -> None:
-    rows = [
-        RunProviderRate(run=run, position=i, **{k: v for k, v in r.items() if k != "stratum"})
-        for i, r in enumerate(_clinic_rates(run, params))
-    ]
-    RunProviderRate.objects.bulk_create(rows, batch_size=WRITE_BATCH)
+def _group_value(value) -> str:
+    """Return a group as compare_providers names it (GMP certification "true"/"false")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def provider_comparisons(params: IncidenceParams) -> dict[str, list[dict]]:
+    """Return {grouping: compare_providers rows} for clinic, country and GMP certification, adjusted for
+    DEFAULT_ADJUST, from one pass over the report's units.
+
+    A clinic has one country and one GMP status, so the cells by (clinic, country, GMP status, adjustment
+    stratum) hold every grouping's cells: a country's are the sum of its clinics' (reports.engine.providers
+    .provider_rows sums the cells of a group and stratum), exactly as compare_providers counts them by
+    country, with one scan of the registry instead of three.
+    """
+    keys = ("clinic", "country", "gmp")
+    sql, args = build_provider_sql(params, group=keys[0], adjust=(*keys[1:], *DEFAULT_ADJUST))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL work_mem = '{PROVIDERS_WORK_MEM}'")
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, args)
+        fetched = cursor.fetchall()
+    first, last = len(keys), len(keys) + len(DEFAULT_ADJUST)
+    return {
+        grouping: provider_rows(
+            cells=[(r[keys.index(grouping)], tuple(r[first:last]), *r[last:]) for r in fetched],
+            outcomes=params.outcomes,
+            windows=params.windows,
+        )
+        for grouping in GROUPS
+    }
+
+
+def _store_provider_comparisons(*, run: IncidenceRun, params: IncidenceParams) -> None:
+    rows, position = [], 0
+    for grouping, comparison in provider_comparisons(params).items():
+        completeness = followup_completeness(params, grouping)
+        for r in comparison:
+            due, completed = completeness.get(r["group"], (0, 0))
+            rows.append(
+                RunProviderComparison(
+                    run=run,
+                    position=position,
+                    grouping=grouping,
+                    followup_due=due,
+                    followup_completed=completed,
+                    **r,
+                )
+            )
+            position += 1
+    RunProviderComparison.objects.bulk_create(rows, batch_size=WRITE_BATCH)
 
 
 def _store_curves(*, run: IncidenceRun, params: IncidenceParams) -> None:
@@ -86,6 +149,7 @@ def _store_curves(*, run: IncidenceRun, params: IncidenceParams) -> None:
                     procedures=curve.procedures,
                     days=curve.days,
                     cuminc=curve.cuminc,
+                    aj_cuminc=curve.aj,
                 )
             )
             position += 1

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from reports import services
-from reports.choices import DEFAULT_STRATA, INCIDENCE_RUN_TASK, Trigger
+from reports.choices import DEFAULT_STRATA, INCIDENCE_RUN_TASK, Trigger, WindowsMode
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,14 @@ def incidence_run_task(self, run_id: int) -> str:
 
 @shared_task(name="reports.incidence_nightly")
 def incidence_nightly_task() -> int:
-    """Return the id of the nightly site x cell type run (all outcomes, cut-off yesterday)."""
+    """Return the id of the nightly site x cell type run (all outcomes, cut-off yesterday, the registry's
+    outcome definitions, procedure unit)."""
     run = services.incidence_run_start(
-        actor=None, cutoff_on=services.nightly_cutoff(), strata=DEFAULT_STRATA, trigger=Trigger.BEAT
+        actor=None,
+        cutoff_on=services.nightly_cutoff(),
+        strata=DEFAULT_STRATA,
+        windows_mode=WindowsMode.REGISTRY,
+        trigger=Trigger.BEAT,
     )
     return run.pk
 

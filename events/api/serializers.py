@@ -34,6 +34,12 @@ class AdverseEventSerializer(RegistrySerializer):
             "category",
             "term",
             "meddra_code",
+            "meddra_version",
+            "meddra_llt_name",
+            "meddra_pt_code",
+            "meddra_pt_name",
+            "meddra_soc_code",
+            "meddra_soc_name",
             "onset_on",
             "onset_estimated",
             "recorded_at",
@@ -60,6 +66,13 @@ class AdverseEventSerializer(RegistrySerializer):
         )
         read_only_fields = (
             "id",
+            # Derived by coding from meddra_code (the LLT) in the newest loaded MedDRA version.
+            "meddra_version",
+            "meddra_llt_name",
+            "meddra_pt_code",
+            "meddra_pt_name",
+            "meddra_soc_code",
+            "meddra_soc_name",
             "recorded_at",
             "retracted",
             "retracted_at",

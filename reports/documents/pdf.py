@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from html import escape
 
 from django.conf import settings
 from django.utils import timezone
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.pagesizes import A4, landscape
-from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, LongTable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from reports.choices import HORIZONS
+from reports.documents import formatting as fmt
 from reports.documents.charts import outcome_label
 from reports.documents.curves import stratum_label
-from reports.documents.definitions import COUNTING_RULES, KM_METHOD, LINE_LISTING, RATE_METHOD, proportion_method
-from reports.documents.provider import METHOD as FUNNEL_METHOD
-from reports.documents.provider import Comparison
+from reports.documents.definitions import (
+    KM_VS_AJ,
+    LINE_LISTING,
+    MIN_UNITS,
+    NO_COMPARISON,
+    methods,
+    outcome_definitions,
+    unit_word,
+)
+from reports.documents.page import basis_text, result_cells
+from reports.documents.provider import GROUPINGS, Comparison, GroupRow
 from reports.models import IncidenceRun
 
 PAGE = landscape(A4)
@@ -26,31 +37,23 @@ MARGIN = 15 * mm
 TABLE_ROWS = 400  # the full table is in the XLSX and CSV
 
 
-def _f(value, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+def _text(value) -> str:
+    """Return ``value`` as Paragraph markup: escaped, so "<=" or "&" print as themselves."""
+    return escape(str(value), quote=False)
 
 
-def _ci(value, low, high, scale: float = 1.0) -> str:
-    if value is None:
-        return "-"
-    return f"{value * scale:.3g} ({(low or 0) * scale:.3g}-{(high or 0) * scale:.3g})"
-
-
-def _table(rows: list[list], widths=None) -> Table:
+def _table(rows: list[list], widths=None, *, font_size: float = 8.5, extra=()) -> Table:
     table = LongTable(rows, colWidths=widths, repeatRows=1)
     table.setStyle(
         TableStyle(
             [
-                ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
-                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8.5),
+                ("FONT", (0, 0), (-1, -1), "Helvetica", font_size),
+                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", font_size),
                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef4")),
                 ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#999999")),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
                 ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
+                *extra,
             ]
         )
     )
@@ -64,21 +67,123 @@ def _image(data: bytes, max_width: float, max_height: float) -> Image:
     return image
 
 
+class _Cells:
+    """Paragraph cells of a table, small enough to wrap in narrow columns."""
+
+    def __init__(self, styles):
+        self.plain = ParagraphStyle("cell", parent=styles["BodyText"], fontSize=7.5, leading=9)
+        self.number = ParagraphStyle("number", parent=self.plain, alignment=TA_RIGHT)
+        self.why = ParagraphStyle("why", parent=self.number, fontName="Helvetica-Oblique", textColor="#555555")
+        self.why_centre = ParagraphStyle("why_centre", parent=self.why, alignment=TA_CENTER)
+        self.head = ParagraphStyle("head", parent=self.plain, fontName="Helvetica-Bold")
+
+    def __call__(self, value, *, number: bool = True, why: bool = False, centre: bool = False) -> Paragraph:
+        style = (self.why_centre if centre else self.why) if why else (self.number if number else self.plain)
+        return Paragraph(_text(value), style)
+
+    def cell(self, cell) -> Paragraph:
+        return self(cell.text, why=cell.empty)
+
+    def header(self, names) -> list[Paragraph]:
+        return [Paragraph(_text(n), self.head) for n in names]
+
+
+def _incidence_tables(run: IncidenceRun, results: Sequence, cells: _Cells, width: float, body) -> list:
+    """Return one table per outcome (acute: proportion; long-term: rate, KM beside AJ), TABLE_ROWS rows at most."""
+    story, shown = [], 0
+    units = unit_word(run)
+    by_outcome: dict[str, list] = {}
+    for r in results:
+        by_outcome.setdefault(r.outcome, []).append(r)
+    for definition in outcome_definitions(run):
+        rows = by_outcome.get(definition.code, [])
+        if not rows or shown >= TABLE_ROWS:
+            continue
+        rows = rows[: TABLE_ROWS - shown]
+        shown += len(rows)
+        kind = "acute" if definition.acute else "long-term"
+        story.append(
+            Paragraph(f"{_text(definition.label)} ({kind}, risk window {_text(definition.window_text)})", body)
+        )
+        if definition.acute:
+            head = ["stratum", units, "cases", "proportion within the window (95% CI)"]
+            widths = [90 * mm, 25 * mm, 25 * mm, 60 * mm]
+        else:
+            head = ["stratum", units, "cases", "person-years", "rate /100 PY (95% CI)"]
+            head += [f"{method} {label}" for label, _ in HORIZONS for method in ("KM", "AJ")]
+            fixed = [48 * mm, 16 * mm, 14 * mm, 19 * mm, 36 * mm]
+            widths = fixed + [(width - sum(fixed)) / 8] * 8
+        table, spans = [cells.header(head)], []
+        for i, r in enumerate(rows, 1):
+            c = result_cells(run, r, definition)
+            line = [cells(stratum_label(r.stratum), number=False), cells(c["procedures"]), cells(c["cases"])]
+            if not definition.acute:
+                line.append(cells(c["person_years"]))
+            if c["few"]:
+                # One reason for every figure with an interval, across their columns.
+                first = len(line)
+                line += [cells(c["few"], why=True, centre=True)] + [""] * (len(head) - first - 1)
+                spans.append(("SPAN", (first, i), (-1, i)))
+            elif definition.acute:
+                line.append(cells.cell(c["proportion"]))
+            else:
+                line.append(cells.cell(c["rate"]))
+                line += [cells.cell(x) for pair in c["horizons"] for x in pair]
+            table.append(line)
+        story += [_table(table, widths, extra=spans), Spacer(1, 3 * mm)]
+    if len(results) > shown:
+        story.append(Paragraph(f"First {shown} of {len(results)} rows; every row is in the XLSX and CSV.", body))
+    return story
+
+
+def _provider_table(comparison: Comparison, cells: _Cells, units: str) -> Table:
+    head = [GROUPINGS[comparison.grouping], units, "observed", "person-years", "expected", "SIR (95% CI)"]
+    head += ["P(X >= obs.)", "P(X <= obs.)", "flag", "follow-up completeness"]
+    rows = [cells.header(head)]
+    for r in comparison.rows:
+        rows.append(_provider_line(r, cells))
+    widths = [34 * mm, 16 * mm, 16 * mm, 19 * mm, 17 * mm, 34 * mm, 17 * mm, 17 * mm, 58 * mm, 37 * mm]
+    return _table(rows, widths)
+
+
+def _provider_line(r: GroupRow, cells: _Cells) -> list:
+    completeness = (
+        f"{fmt.percent(r.completeness)} ({r.followup_completed} of {r.followup_due} visits)"
+        if r.completeness is not None
+        else "no visit due"
+    )
+    sir = fmt.with_interval(r.sir, r.sir_ci_low, r.sir_ci_high) if r.sir is not None else "no cases expected"
+    return [
+        cells(r.label, number=False),
+        cells(fmt.count(r.procedures)),
+        cells(fmt.count(r.observed)),
+        cells(fmt.person_years(r.person_years)),
+        cells(fmt.significant(r.expected)),
+        cells(sir, why=r.sir is None),
+        cells(fmt.p_value(r.p_high)),
+        cells(fmt.p_value(r.p_low)),
+        cells(r.flag_text, number=False),
+        cells(completeness, why=r.completeness is None),
+    ]
+
+
 def build_pdf(
     run: IncidenceRun,
     *,
     results: Sequence,
-    comparison: Comparison | None,
+    comparisons: Sequence[Comparison],
     charts: dict[str, bytes],
     chart_outcome: str,
     user,
     generated_at=None,
 ) -> bytes:
-    """Return the PDF bytes. ``charts``: {"forest"|"km"|"funnel": PNG bytes} for ``chart_outcome``."""
+    """Return the PDF bytes. ``charts``: {"forest"|"km"|"funnel_<grouping>": PNG bytes} for ``chart_outcome``;
+    ``comparisons``: its stored provider comparisons (one per grouping; none for an old run)."""
     generated_at = timezone.localtime(generated_at or timezone.now())
     stamp = f"{generated_at:%Y-%m-%d %H:%M %Z}"
     styles = getSampleStyleSheet()
     body = styles["BodyText"]
+    cells = _Cells(styles)
     out = io.BytesIO()
     doc = SimpleDocTemplate(
         out,
@@ -91,6 +196,7 @@ def build_pdf(
         author=user.get_username(),
     )
     width, height = PAGE[0] - 2 * MARGIN, PAGE[1] - 2 * MARGIN
+    units = unit_word(run)
 
     def footer(canvas, _doc):
         canvas.saveState()
@@ -103,115 +209,99 @@ def build_pdf(
         canvas.drawRightString(PAGE[0] - MARGIN, 8 * mm, f"page {canvas.getPageNumber()}")
         canvas.restoreState()
 
+    window = "" if run.onset_window_days is None else f", ending on day {run.onset_window_days}"
     story = [
         Paragraph(f"Adverse-event incidence safety report - run #{run.pk}", styles["Title"]),
         Paragraph(
-            f"<b>Data cut-off:</b> {run.cutoff_on} &nbsp; <b>Strata:</b> {' x '.join(run.strata) or 'overall'} "
-            f"&nbsp; <b>Outcomes:</b> {', '.join(run.outcomes)} &nbsp; <b>Onset window:</b> "
-            f"{'none' if run.onset_window_days is None else f'{run.onset_window_days} days'} &nbsp; "
+            f"<b>Data cut-off:</b> {run.cutoff_on} &nbsp; <b>Strata:</b> {_text(' x '.join(run.strata) or 'overall')} "
+            f"&nbsp; <b>Outcomes:</b> {_text(', '.join(run.outcomes))} &nbsp; "
+            f"<b>Unit:</b> {_text(run.get_unit_display())} &nbsp; "
+            f"<b>Risk windows:</b> {_text(run.get_windows_mode_display())}{window} &nbsp; "
             f"<b>Clinics:</b> {'every clinic' if run.clinic_ids is None else len(run.clinic_ids)}",
             body,
         ),
         Paragraph(
-            f"<b>Generated by</b> {user.get_username()} <b>at</b> {stamp}; run requested by "
-            f"{run.requested_by or 'the system'}, finished {run.finished_at:%Y-%m-%d %H:%M}."
+            f"<b>Generated by</b> {_text(user.get_username())} <b>at</b> {stamp}; run requested by "
+            f"{_text(run.requested_by or 'the system')}, finished {run.finished_at:%Y-%m-%d %H:%M}."
             if run.finished_at
-            else f"<b>Generated by</b> {user.get_username()} <b>at</b> {stamp}.",
+            else f"<b>Generated by</b> {_text(user.get_username())} <b>at</b> {stamp}.",
             body,
         ),
         Spacer(1, 4 * mm),
         Paragraph("Methods", styles["Heading2"]),
-        *[Paragraph(f"- {rule}", body) for rule in COUNTING_RULES],
-        Paragraph(proportion_method(run) + " " + RATE_METHOD, body),
-        Paragraph(KM_METHOD, body),
-        Paragraph(FUNNEL_METHOD, body),
+        *[Paragraph(f"<b>{_text(term)}.</b> {_text(text)}", body) for term, text in methods(run)],
         Paragraph(
-            LINE_LISTING.format(k=settings.DEIDENTIFIED_MIN_K) + " The line listing is in the XLSX workbook only.",
+            _text(
+                LINE_LISTING.format(k=settings.DEIDENTIFIED_MIN_K) + " The line listing is in the XLSX workbook only."
+            ),
             body,
+        ),
+        Paragraph("Outcome definitions (frozen with the run)", styles["Heading2"]),
+        _table(
+            [cells.header(["code", "label", "qualifying events", "risk window", "version", "shown as"])]
+            + [
+                [
+                    cells(d.code, number=False),
+                    cells(d.label, number=False),
+                    cells(d.qualifies, number=False),
+                    cells(d.window_text, number=False),
+                    cells(d.version_text, number=False),
+                    cells(d.presented_as, number=False),
+                ]
+                for d in outcome_definitions(run)
+            ],
+            [38 * mm, 45 * mm, 38 * mm, 52 * mm, 38 * mm, 56 * mm],
         ),
         PageBreak(),
         Paragraph("Incidence by stratum", styles["Heading2"]),
-        Paragraph("Proportion and Kaplan-Meier (KM) cumulative incidence in %; rate per 100 person-years.", body),
+        Paragraph(
+            _text(
+                "Acute outcomes (risk window ending on day 90 or earlier): proportion within the window. Long-term "
+                "outcomes: rate per 100 person-years and cumulative incidence in %, Kaplan-Meier (KM) beside "
+                f"Aalen-Johansen (AJ). {KM_VS_AJ} Figures of strata with fewer than {MIN_UNITS} {units} are not "
+                "shown (the cell says so)."
+            ),
+            body,
+        ),
+        *_incidence_tables(run, results, cells, width, body),
     ]
-    head = [
-        "stratum",
-        "outcome",
-        "procedures",
-        "cases",
-        "proportion % (95% CI)",
-        "person-years",
-        "rate /100 PY (95% CI)",
-        *(f"KM {label}" for label, _ in HORIZONS),
-    ]
-    rows = [head]
-    for r in list(results)[:TABLE_ROWS]:
-        rows.append(
-            [
-                stratum_label(r.stratum),
-                r.outcome,
-                r.procedures,
-                r.cases,
-                _ci(r.proportion, r.proportion_ci_low, r.proportion_ci_high, 100),
-                _f(r.person_years),
-                _ci(r.rate_per_100py, r.rate_ci_low, r.rate_ci_high),
-                *(_f(None if (v := getattr(r, f"km_cuminc_{label}")) is None else v * 100, 3) for label, _ in HORIZONS),
-            ]
-        )
-    story.append(_table(rows, [54 * mm, 30 * mm, 20 * mm, 13 * mm, 36 * mm, 20 * mm, 36 * mm] + [14.5 * mm] * 4))
-    if len(results) > TABLE_ROWS:
-        story.append(Paragraph(f"First {TABLE_ROWS} of {len(results)} rows; every row is in the XLSX and CSV.", body))
-    titles = {
-        "forest": "Forest plot: proportion and rate with 95 % intervals",
-        "km": "Kaplan-Meier cumulative incidence",
-        "funnel": "Provider comparison: funnel plot",
-    }
-    for key, title in titles.items():
-        if key in charts:
-            story += [
-                PageBreak(),
-                Paragraph(f"{title} - {outcome_label(chart_outcome)}", styles["Heading2"]),
-                _image(charts[key], width, height - 20 * mm),
-            ]
-    if comparison is not None:
+    label = _text(outcome_label(chart_outcome))
+    if "forest" in charts:
         story += [
             PageBreak(),
-            Paragraph(f"Provider comparison - {outcome_label(comparison.outcome)}", styles["Heading2"]),
+            Paragraph(f"Forest plot: estimates with 95 % intervals - {label}", styles["Heading2"]),
+            _image(charts["forest"], width, height - 20 * mm),
         ]
-        story.append(
+    story += [PageBreak(), Paragraph(f"Cumulative incidence - {label}", styles["Heading2"])]
+    if "km" in charts:
+        story += [Paragraph(_text(KM_VS_AJ), body), _image(charts["km"], width, height - 30 * mm)]
+    else:
+        story.append(Paragraph(f"No curve: no {label} event after day 30 of the risk window.", body))
+    if not comparisons:
+        story += [
+            Paragraph(f"Provider comparison - {label}", styles["Heading2"]),
+            Paragraph(_text(NO_COMPARISON), body),
+        ]
+    for comparison in comparisons:
+        story += [
+            PageBreak(),
             Paragraph(
-                f"Pooled rate {_f(comparison.pooled_rate)} per 100 person-years ({comparison.pooled_cases} cases in "
-                f"{_f(comparison.pooled_person_years)} person-years). Clinics above the 99.8 % limit are flagged "
-                "'alarm', above 95 % 'alert'.",
+                f"Provider comparison adjusted for case mix, by {_text(GROUPINGS[comparison.grouping])} - {label}",
+                styles["Heading2"],
+            ),
+            Paragraph(
+                _text(
+                    f"{basis_text(comparison.basis)} Observed {comparison.observed} cases, expected "
+                    f"{fmt.significant(comparison.expected)}. Funnel: SIR against expected cases with the exact "
+                    "Poisson control limits of observed / expected (95 % and 99.8 %). A low flag reads 'fewer than "
+                    "expected: safer care or under-reporting', beside the follow-up completeness."
+                ),
                 body,
-            )
-        )
-        rows = [
-            [
-                "clinic",
-                "procedures",
-                "cases",
-                "person-years",
-                "rate /100 PY (95% CI)",
-                "expected cases",
-                "95% limits",
-                "99.8% limits",
-                "flag",
-            ]
+            ),
         ]
-        for c in comparison.clinics:
-            rows.append(
-                [
-                    c.clinic,
-                    c.procedures,
-                    c.cases,
-                    _f(c.person_years),
-                    _ci(c.rate, c.rate_ci_low, c.rate_ci_high),
-                    _f(c.expected, 3),
-                    f"{c.limits['95'][0]:.3g}-{c.limits['95'][1]:.3g}",
-                    f"{c.limits['99.8'][0]:.3g}-{c.limits['99.8'][1]:.3g}",
-                    c.flag.upper() if c.flag == "alarm" else c.flag,
-                ]
-            )
-        story.append(_table(rows))
+        key = f"funnel_{comparison.grouping}"
+        if key in charts:
+            story.append(_image(charts[key], width, height * 0.55))
+        story.append(_provider_table(comparison, cells, units))
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return out.getvalue()

@@ -4,6 +4,8 @@ not see answers 404, whoever asks."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -13,11 +15,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
 from reports import selectors
-from reports.choices import HORIZONS, ExportKind, RunStatus
-from reports.documents.curves import km_curves
-from reports.documents.definitions import NOT_FROZEN
+from reports.choices import ExportKind, RunStatus
+from reports.documents.curves import km_curves, outcomes_with_late_events
+from reports.documents.definitions import MIN_UNITS, NO_COMPARISON, NOT_FROZEN, methods, outcome_definitions
 from reports.documents.linelisting import line_listing
-from reports.documents.provider import provider_comparison
+from reports.documents.page import LATE_DAY, chart_grouping, chart_outcome, report_context
+from reports.documents.provider import provider_comparisons
 from reports.exports.services import export_log_finish, export_log_start
 
 
@@ -53,21 +56,21 @@ def succeeded_run(user, run_id: int):
     return run
 
 
-def chart_outcome(run, requested: str | None) -> str:
-    """Return the outcome the charts show: the requested one if the run has it, else its first."""
-    return requested if requested in run.outcomes else run.outcomes[0]
-
-
-def chart_figure(run, kind: str, outcome: str, *, results=None, comparisons=None):
-    """Return the matplotlib Figure of chart ``kind`` for ``outcome`` of ``run``."""
+def chart_figure(run, kind: str, outcome: str, *, results=None, comparisons=None, grouping: str | None = None):
+    """Return the matplotlib Figure of chart ``kind`` for ``outcome`` of ``run`` (the funnel: by ``grouping``)."""
     if kind == "forest":
-        results = list(selectors.results_of_run(run)) if results is None else results
-        return _charts().forest_figure(results, outcome=outcome, strata=run.strata)
+        results = list(selectors.results_of_run(run).filter(outcome=outcome)) if results is None else results
+        acute = next(d.acute for d in outcome_definitions(run) if d.code == outcome)
+        return _charts().forest_figure(results, outcome=outcome, strata=run.strata, acute=acute, min_units=MIN_UNITS)
     if kind == "km":
         return _charts().km_figure(km_curves(run, outcome=outcome), outcome=outcome)
     if kind == "funnel":
-        comparisons = provider_comparison(run) if comparisons is None else comparisons
-        return _charts().funnel_figure(next(c for c in comparisons if c.outcome == outcome))
+        grouping = chart_grouping(grouping)
+        comparisons = provider_comparisons(run, outcome=outcome) if comparisons is None else comparisons
+        comparison = next((c for c in comparisons if c.outcome == outcome and c.grouping == grouping), None)
+        if comparison is None:
+            return _charts().message_figure(NO_COMPARISON)
+        return _charts().funnel_figure(comparison)
     raise Http404("No such chart.")
 
 
@@ -84,70 +87,34 @@ def xlsx_download(user, run) -> HttpResponse:
     records = list(selectors.results_of_run(run).values())
     listing, plan = line_listing(run, user)
     content = _build_workbook(
-        run, records=records, comparisons=provider_comparison(run), listing=listing, listing_plan=plan, user=user
+        run, records=records, comparisons=provider_comparisons(run), listing=listing, listing_plan=plan, user=user
     )
     export_log_finish(log=log, row_count=len(records) + len(listing))
     return _attachment(content, XLSX, f"incidence-run-{run.pk}.xlsx")
 
 
 def pdf_download(user, run, outcome: str | None = None) -> HttpResponse:
-    """Return the PDF safety report of ``run`` (charts of ``outcome``), logged in the export log."""
+    """Return the PDF safety report of ``run`` (charts and provider comparison of ``outcome``), logged in the
+    export log."""
     outcome = chart_outcome(run, outcome)
     log = export_log_start(user=user, kind=ExportKind.RUN_PDF, filters={"run": run.pk, "outcome": outcome}, run=run)
     results = list(selectors.results_of_run(run))
-    comparisons = provider_comparison(run)
-    pngs = {
-        kind: _charts().png(chart_figure(run, kind, outcome, results=results, comparisons=comparisons))
-        for kind in CHART_KINDS
-    }
+    comparisons = provider_comparisons(run, outcome=outcome)
+    charts = {"forest": chart_figure(run, "forest", outcome, results=results)}
+    if outcome in outcomes_with_late_events(run, after_day=LATE_DAY):
+        charts["km"] = chart_figure(run, "km", outcome)
+    for comparison in comparisons:
+        charts[f"funnel_{comparison.grouping}"] = _charts().funnel_figure(comparison)
     content = _build_pdf(
         run,
         results=results,
-        comparison=next(c for c in comparisons if c.outcome == outcome),
-        charts=pngs,
+        comparisons=comparisons,
+        charts={key: _charts().png(figure) for key, figure in charts.items()},
         chart_outcome=outcome,
         user=user,
     )
     export_log_finish(log=log, row_count=len(results))
     return _attachment(content, "application/pdf", f"incidence-run-{run.pk}-safety-report.pdf")
-
-
-def _with_ci(value, low, high, scale: float = 1.0) -> str:
-    if value is None:
-        return "-"
-    return f"{value * scale:.3g} ({(low or 0) * scale:.3g} to {(high or 0) * scale:.3g})"
-
-
-def _result_display(run, r) -> dict:
-    return {
-        "stratum_values": [r.stratum.get(s, "") for s in run.strata],
-        "procedures": r.procedures,
-        "cases": r.cases,
-        "person_years": r.person_years,
-        "proportion_text": _with_ci(r.proportion, r.proportion_ci_low, r.proportion_ci_high, 100),
-        "rate_text": _with_ci(r.rate_per_100py, r.rate_ci_low, r.rate_ci_high),
-        "km_text": [
-            "-" if (v := getattr(r, f"km_cuminc_{label}")) is None else f"{v * 100:.3g}" for label, _ in HORIZONS
-        ],
-    }
-
-
-FLAG_TEXT = {"alarm": "above 99.8 % limit", "alert": "above 95 % limit", "low": "below 95 % limit", "": ""}
-
-
-def _clinic_display(c) -> dict:
-    return {
-        "clinic": c.clinic,
-        "procedures": c.procedures,
-        "cases": c.cases,
-        "person_years": c.person_years,
-        "rate": c.rate,
-        "expected": c.expected,
-        "limit_95": "{:.3g} to {:.3g}".format(*c.limits["95"]),
-        "limit_998": "{:.3g} to {:.3g}".format(*c.limits["99.8"]),
-        "flag": c.flag,
-        "flag_text": FLAG_TEXT[c.flag],
-    }
 
 
 class RunDocumentsAdminMixin:
@@ -169,28 +136,29 @@ class RunDocumentsAdminMixin:
 
     def report_view(self, request, run_id: int):
         run = self._run(request, run_id)
-        outcome = chart_outcome(run, request.GET.get("outcome"))
-        results = [_result_display(run, r) for r in selectors.results_of_run(run) if r.outcome == outcome]
-        comparison = next((c for c in provider_comparison(run) if c.outcome == outcome), None)
-        clinics = [_clinic_display(c) for c in comparison.clinics] if comparison else []
-        query = f"?outcome={outcome}"
-        chart = {k: reverse("admin:reports_incidencerun_chart", args=[run.pk, k]) + query for k in CHART_KINDS}
+        page = report_context(run, request.GET)
+        outcome = page["outcome"]
+        chart = reverse("admin:reports_incidencerun_chart", args=[run.pk, "KIND"])
+        charts = {
+            "forest": chart.replace("KIND", "forest") + f"?{urlencode({'outcome': outcome})}",
+            "km": chart.replace("KIND", "km") + f"?{urlencode({'outcome': outcome})}",
+            "funnel": chart.replace("KIND", "funnel")
+            + f"?{urlencode({'outcome': outcome, 'grouping': page['grouping']})}",
+        }
         context = {
             **self.admin_site.each_context(request),
+            **page,
             "title": f"Incidence run #{run.pk}: report",
             "opts": self.model._meta,
             "run": run,
             "original": run,
-            "outcome": outcome,
-            "outcome_label": _charts().outcome_label(outcome),
-            "outcomes": [(o, _charts().outcome_label(o)) for o in run.outcomes],
-            "results": results,
-            "comparison": comparison,
+            "outcome_label": page["definition"].label,
             "not_frozen": NOT_FROZEN if run.listing_total is None else "",
-            "clinics": clinics,
-            "chart": chart,
+            "no_comparison": NO_COMPARISON,
+            "methods": methods(run),
+            "chart": charts,
             "xlsx_url": reverse("admin:reports_incidencerun_xlsx", args=[run.pk]),
-            "pdf_url": reverse("admin:reports_incidencerun_pdf", args=[run.pk]) + query,
+            "pdf_url": reverse("admin:reports_incidencerun_pdf", args=[run.pk]) + f"?{urlencode({'outcome': outcome})}",
             "csv_url": reverse("admin:reports_incidencerun_csv", args=[run.pk]),
             "generated_at": timezone.now(),
         }
@@ -200,7 +168,8 @@ class RunDocumentsAdminMixin:
         run = self._run(request, run_id)
         if kind not in CHART_KINDS:
             raise Http404("No such chart.")
-        content = _charts().png(chart_figure(run, kind, chart_outcome(run, request.GET.get("outcome"))))
+        outcome = chart_outcome(run, request.GET.get("outcome"))
+        content = _charts().png(chart_figure(run, kind, outcome, grouping=request.GET.get("grouping")))
         response = HttpResponse(content, content_type="image/png")
         response["Cache-Control"] = "private, max-age=300"
         return response
@@ -216,8 +185,8 @@ _BINARY = {200: OpenApiResponse(OpenApiTypes.BINARY, description="The document, 
 
 
 class IncidenceRunReportXlsx(APIView):
-    """GET: the run's XLSX workbook (Incidence, Provider comparison, Line listing, Definitions); 404 unless
-    the user may see the run and it succeeded."""
+    """GET: the run's XLSX workbook (Incidence, Provider comparison, Funnel data, Funnel plots, Line listing,
+    Outcome definitions, Definitions); 404 unless the user may see the run and it succeeded."""
 
     @extend_schema(responses=_BINARY)
     def get(self, request, pk: int):
@@ -225,8 +194,8 @@ class IncidenceRunReportXlsx(APIView):
 
 
 class IncidenceRunReportPdf(APIView):
-    """GET: the run's PDF safety report (charts for ?outcome=, default the run's first outcome); 404 unless
-    the user may see the run and it succeeded."""
+    """GET: the run's PDF safety report (charts and provider comparison for ?outcome=, default the run's first
+    outcome); 404 unless the user may see the run and it succeeded."""
 
     @extend_schema(responses=_BINARY)
     def get(self, request, pk: int):

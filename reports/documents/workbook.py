@@ -1,5 +1,9 @@
-"""The XLSX workbook of a run: Incidence (the stored rows, CSV columns), Provider comparison,
-Line listing (de-identified counted events), Definitions.
+"""The XLSX workbook of a run: Incidence (the stored rows, CSV columns, Aalen-Johansen included),
+Provider comparison (case-mix adjusted, every outcome by clinic, country and GMP certification, with the
+funnel's control limits at each group's expected count), Funnel data and Funnel plots (an Excel scatter
+chart per outcome and grouping: SIR against expected cases with the exact Poisson limits), Line listing
+(de-identified counted events), Outcome definitions (as the run froze them), Definitions (the run, its
+counting rules and methods).
 
 Every string cell is written as a string (Hardening 7): invisible characters stripped (one
 control character used to make openpyxl refuse the whole workbook), the cell typed as text
@@ -12,35 +16,55 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from openpyxl import Workbook
+from openpyxl.chart import Reference, ScatterChart, Series
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from core.text import starts_like_formula, strip_unsafe
-from reports.documents.definitions import definitions, listing_definition
+from reports.documents.definitions import definitions, listing_definition, outcome_definitions
 from reports.documents.linelisting import COLUMNS as LISTING_COLUMNS
-from reports.documents.provider import Comparison
+from reports.documents.provider import GROUPINGS, Comparison, sir_limits
+from reports.engine.providers import COLUMNS as COMPARISON_COLUMNS
 from reports.exports.deidentified import Plan
 from reports.exports.incidence_csv import header
 from reports.models import IncidenceRun
 
 PROVIDER_COLUMNS = (
+    "grouping",
+    # The columns of manage.py compare_providers, in its order.
+    *COMPARISON_COLUMNS,
+    "flag_meaning",
+    "followup_visits_due",
+    "followup_visits_completed",
+    "followup_completeness",
+    "sir_limit_95_low",
+    "sir_limit_95_high",
+    "sir_limit_99_8_low",
+    "sir_limit_99_8_high",
+)
+DEFINITION_COLUMNS = (
+    "code",
+    "label",
+    "qualifies",
+    "window_start_day",
+    "window_end_day",
+    "version",
+    "risk",
+    "shown_as",
+)
+FUNNEL_COLUMNS = (
     "outcome",
-    "clinic",
-    "procedures",
-    "cases",
-    "person_years",
-    "rate_per_100py",
-    "rate_ci_low",
-    "rate_ci_high",
-    "expected_cases",
-    "pooled_rate_per_100py",
+    "grouping",
+    "expected",
     "limit_95_low",
     "limit_95_high",
     "limit_99_8_low",
     "limit_99_8_high",
-    "flag",  # alarm: above the 99.8 % limit; alert: above 95 %; low: below 95 %; within
 )
+FUNNEL_POINTS = 60  # expected counts each funnel's limits are given at
+FUNNEL_ROWS = 24  # sheet rows a chart takes
 
 
 def _append(ws, values) -> None:
@@ -66,6 +90,39 @@ def _sheet(wb, title, columns, rows, widths=None):
     return ws
 
 
+def provider_rows(comparisons: list[Comparison]) -> list[tuple]:
+    """Return the Provider comparison sheet's rows (PROVIDER_COLUMNS)."""
+    out = []
+    for comparison in comparisons:
+        limits = sir_limits([r.expected for r in comparison.rows])
+        for i, r in enumerate(comparison.rows):
+            bounds = [limits[key][side][i] for key in ("95", "99.8") for side in (0, 1)]
+            out.append(
+                (
+                    r.grouping,
+                    r.label,
+                    r.outcome,
+                    r.basis,
+                    r.procedures,
+                    r.observed,
+                    r.person_years,
+                    r.expected,
+                    r.sir,
+                    r.sir_ci_low,
+                    r.sir_ci_high,
+                    r.p_high,
+                    r.p_low,
+                    r.flag or "within",
+                    r.flag_text,
+                    r.followup_due,
+                    r.followup_completed,
+                    r.completeness,
+                    *(None if b != b else float(b) for b in bounds),  # NaN (no expected cases): empty
+                )
+            )
+    return out
+
+
 def build_workbook(
     run: IncidenceRun,
     *,
@@ -76,7 +133,8 @@ def build_workbook(
     user,
 ) -> bytes:
     """Return the XLSX bytes. ``records``: the stored result rows as dicts (selectors.results_of_run().values());
-    ``listing``/``listing_plan``: the de-identified line listing and how it was generalised."""
+    ``comparisons``: the stored provider comparisons (documents.provider); ``listing``/``listing_plan``: the
+    de-identified line listing and how it was generalised."""
     wb = Workbook()
     wb.remove(wb.active)
     columns = header(run.strata)
@@ -85,47 +143,107 @@ def build_workbook(
         wb,
         "Incidence",
         columns,
-        ([r["stratum"][s] for s in run.strata] + [r[c] for c in columns[n:]] for r in records),
+        ([r["stratum"][s] for s in run.strata] + [r.get(c) for c in columns[n:]] for r in records),
     )
-    provider_rows = []
-    for comparison in comparisons:
-        for c in comparison.clinics:
-            provider_rows.append(
-                (
-                    c.outcome,
-                    c.clinic,
-                    c.procedures,
-                    c.cases,
-                    c.person_years,
-                    c.rate,
-                    c.rate_ci_low,
-                    c.rate_ci_high,
-                    c.expected,
-                    comparison.pooled_rate,
-                    *c.limits["95"],
-                    *c.limits["99.8"],
-                    c.flag or "within",
-                )
-            )
-        provider_rows.append(
-            (
-                comparison.outcome,
-                "ALL (pooled)",
-                None,
-                comparison.pooled_cases,
-                comparison.pooled_person_years,
-                comparison.pooled_rate,
-                *([None] * 9),
-            )
-        )
-    _sheet(wb, "Provider comparison", PROVIDER_COLUMNS, provider_rows)
+    provider = _sheet(
+        wb, "Provider comparison", PROVIDER_COLUMNS, provider_rows(comparisons), widths={"flag_meaning": 48}
+    )
+    _funnel_sheets(wb, comparisons, provider)
     _sheet(wb, "Line listing", LISTING_COLUMNS, listing, widths={"patient": 18, "procedure": 18, "event": 18})
+    _sheet(
+        wb,
+        "Outcome definitions",
+        DEFINITION_COLUMNS,
+        (
+            (
+                d.code,
+                d.label,
+                d.qualifies,
+                d.start,
+                d.end,
+                d.version,
+                "acute" if d.acute else "long-term",
+                d.presented_as,
+            )
+            for d in outcome_definitions(run)
+        ),
+        widths={"label": 28, "shown_as": 70},
+    )
     terms = definitions(run, user=user)
     if listing_plan is not None:
         terms = [(t, listing_definition(listing_plan, run=run) if t == "Line listing" else d) for t, d in terms]
-    ws = _sheet(wb, "Definitions", ("term", "definition"), terms, widths={"term": 24, "definition": 120})
+    ws = _sheet(wb, "Definitions", ("term", "definition"), terms, widths={"term": 30, "definition": 120})
     for row in ws.iter_rows(min_row=2):
         row[1].alignment = Alignment(wrap_text=True, vertical="top")
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def funnel_grid(comparison: Comparison) -> list[tuple[float, float, float, float, float]]:
+    """Return (expected, 95 % low, 95 % high, 99.8 % low, 99.8 % high) on FUNNEL_POINTS expected counts spanning
+    the comparison's groups: the control limits of SIR = observed / expected (documents.provider.sir_limits)."""
+    expected = [r.expected for r in comparison.rows if r.expected > 0]
+    if not expected:
+        return []
+    grid = np.geomspace(min(expected) / 2, max(expected) * 1.2, FUNNEL_POINTS)
+    limits = sir_limits(grid)
+    return [
+        (float(e), *(float(limits[key][side][i]) for key in ("95", "99.8") for side in (0, 1)))
+        for i, e in enumerate(grid)
+    ]
+
+
+def _funnel_sheets(wb, comparisons: list[Comparison], provider_sheet) -> None:
+    """Add Funnel data (each comparison's control limits over a grid of expected counts) and Funnel plots
+    (an Excel scatter chart per comparison: its groups' SIR against expected, from the Provider comparison
+    sheet, and the limits): native charts over cell ranges, no formula in any cell."""
+    data = _sheet(wb, "Funnel data", FUNNEL_COLUMNS, [])
+    plots = wb.create_sheet("Funnel plots")
+    columns = {name: i for i, name in enumerate(PROVIDER_COLUMNS, 1)}
+    first_group_row = 2
+    anchor_row = 1
+    for comparison in comparisons:
+        groups = range(first_group_row, first_group_row + len(comparison.rows))
+        first_group_row += len(comparison.rows)
+        grid = funnel_grid(comparison)
+        if not grid:
+            continue
+        start = data.max_row + 1
+        for point in grid:
+            _append(data, (comparison.outcome, comparison.grouping, *point))
+        end = data.max_row
+        chart = ScatterChart()
+        chart.title = f"{comparison.outcome} by {GROUPINGS[comparison.grouping]}: SIR against expected cases"
+        chart.style = 13
+        chart.height, chart.width = 11, 24
+        chart.x_axis.title = "Expected cases (case-mix adjusted)"
+        chart.y_axis.title = "SIR (observed / expected)"
+        chart.x_axis.scaling.logBase = 10
+        chart.x_axis.delete = False
+        chart.y_axis.delete = False
+        chart.y_axis.scaling.min = 0
+        x_grid = Reference(data, min_col=3, min_row=start, max_row=end)
+        for col, title, colour, dash in (
+            (4, "95 % limit", "FF7F0E", "dash"),
+            (5, "95 % limit", "FF7F0E", "dash"),
+            (6, "99.8 % limit", "D62728", "solid"),
+            (7, "99.8 % limit", "D62728", "solid"),
+        ):
+            line = Series(Reference(data, min_col=col, min_row=start, max_row=end), x_grid, title=title)
+            line.marker.symbol = "none"
+            line.smooth = False
+            line.graphicalProperties.line.solidFill = colour
+            line.graphicalProperties.line.dashStyle = dash
+            chart.series.append(line)
+        points = Series(
+            Reference(provider_sheet, min_col=columns["sir"], min_row=groups.start, max_row=groups.stop - 1),
+            Reference(provider_sheet, min_col=columns["expected"], min_row=groups.start, max_row=groups.stop - 1),
+            title=GROUPINGS[comparison.grouping],
+        )
+        points.marker.symbol = "circle"
+        points.marker.size = 8
+        points.graphicalProperties.line.noFill = True
+        chart.series.append(points)
+        plots.add_chart(chart, f"A{anchor_row}")
+        anchor_row += FUNNEL_ROWS

@@ -11,34 +11,45 @@ that too large a report is refused up front.
 
 Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is here):
 
-- Unit: the procedure; time zero ``performed_on``; procedures performed after the
-  cut-off are not in the report at all.
+- Unit (DESIGN 2b): the procedure (time zero ``performed_on``), or with ``unit="patient"``
+  the patient (time zero: the first non-retracted procedure on or before the cut-off, ties
+  broken by id; contacts and qualifying events over all the patient's non-retracted
+  procedures, those after the cut-off included; site, cell type, cell source, age band and
+  year from that first procedure, clinic and country from the patient's clinic). Units
+  performed after the cut-off are not in the report at all.
 - Entered in error: a retracted procedure, any procedure of a retracted patient and a
   retracted follow-up visit are not in the report at all (as unit, contact or event).
 - Counting events: only non-retracted events (``retracted_at IS NULL``) exist for the
   report, both as outcomes and as contacts.
-- Last contact = latest of performed_on, completed follow-up visit dates, onsets of
-  (non-retracted) adverse events of any category, and the death date, whatever their
-  date (a visit or event after the cut-off or after withdrawal is still a contact;
-  the observation end below caps it).
-- Observation end = earliest of last contact, withdrawal date, cut-off date.
+- Last contact = latest of performed_on (every procedure of the unit), completed follow-up
+  visit dates, onsets of (non-retracted) adverse events of any category, and the death
+  date, whatever their date (a visit or event after the cut-off or after withdrawal is
+  still a contact; the observation end below caps it).
+- Observation end O = earliest of last contact, withdrawal date, cut-off date.
 - Outcomes: ``any`` (every event), ``serious`` (``serious`` is true), ``grade_3_plus``
-  (CTCAE grade >= 3), and each category. A procedure is a case when its first
-  qualifying event has onset on or before its observation end; repeated events add
-  nothing. An event after withdrawal or after the cut-off is therefore never a case.
-- Onset window N (optional): an event qualifies only if ``onset_on - performed_on <= N``
-  (inclusive, in days). Observation time is not truncated at N; only which events
-  qualify changes.
-- Days at risk = (first qualifying onset for a case, else observation end) -
-  performed_on; an event on the procedure day gives a case with 0 days. Should the
-  patient have withdrawn before the procedure (observation end earlier than time
-  zero) the procedure counts with 0 days and no case. Person-years = days / 365.25.
+  (CTCAE grade >= 3), and each category.
+- Risk windows (DESIGN 2b): each outcome has a window (start day s, end day e or open);
+  ``--windows open`` (the default) gives every outcome 0-open, ``registry`` the stored
+  outcome definitions (reports.outcomes), and ``--window N`` sets e = N for every outcome,
+  keeping each s (an N below s leaves nobody at risk). At-risk start A = T + s, end
+  B = O, or min(O, T + e). A qualifying event with onset before A (a prevalent case), or
+  B < A, takes the unit out of that outcome's denominator; otherwise it is a case when its
+  first qualifying onset F has F <= B (repeated events add nothing; an event after
+  withdrawal, after the cut-off or after T + e is never a case). With every window open
+  these are the rules of DESIGN 2, except that a unit whose observation ends before it
+  begins (withdrawn before the procedure; entry refuses that now) leaves the denominator
+  instead of counting with 0 days.
+- Days at risk = F - A for a case, D - A for a competing death (a non-case whose death
+  date D has A <= D <= B; on data entry accepts, D is then also the observation end), else
+  B - A; a unit with B = A stays in with 0 days. Person-years = days / 365.25. The
+  ``procedures`` column counts the units in the outcome's denominator.
 - Proportion = cases / procedures with the 95 % Wilson score interval, or
   Clopper-Pearson ("clopper-pearson"). Rate per 100 person-years with the exact Poisson
   (Garwood) interval chi2.ppf(0.025, 2k)/2 and chi2.ppf(0.975, 2k+2)/2 events over
   person-years (lower limit 0 when k = 0); rate and interval empty when there is no
   person-time.
-- Kaplan-Meier: time = days at risk, event = case, censoring at observation end. On
+- Kaplan-Meier: time = days at risk from A, event = case, censoring at the end (a
+  competing death is a censoring for Kaplan-Meier). On
   a day with both, events come first (everyone whose time is >= t is at risk at t).
   Reported as cumulative incidence 1 - S(t) at t = 30, 365, 730 and 1826 days,
   inclusive (an event on day 30 counts at 30 days). S(t) is lifelines'
@@ -47,6 +58,13 @@ Conventions (DESIGN.md 2 to the letter; where it leaves a choice, the choice is 
   ("exponential Greenwood", lifelines' default):
   S^exp(+-1.96 sqrt(V) / log S) with V = sum d_u / (n_u (n_u - d_u)) over days with
   n_u > d_u, mapped to 1 - S; (0, 0) while S = 1 and (1, 1) once S = 0, as lifelines.
+- Aalen-Johansen (DESIGN 2b), death as the competing risk: at horizon h, the sum over
+  days u <= h with cases of S(u-) d1(u) / n(u), n(u) the units whose days >= u, S(u-) the
+  product over days v < u of (1 - (d1(v) + d2(v)) / n(v)); the CSV columns
+  aj_cuminc_30d/1y/2y/5y after the existing ones. Kaplan-Meier, censoring the dead as if
+  they could still have the event, overstates the cumulative incidence when deaths are
+  common; Aalen-Johansen does not (lifelines' AalenJohansenFitter on tie-free data agrees
+  to 1e-12, tests/reports/test_incidence_patient_unit.py).
 - Beyond the data: past the longest follow-up in a stratum the estimate keeps its
   last value (the step function is carried forward), exactly as lifelines'
   ``survival_function_at_times`` and ``cumulative_density_at_times``; the interval too

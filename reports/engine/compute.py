@@ -52,6 +52,7 @@ class IncidenceRow:
     rate_ci_low: float | None
     rate_ci_high: float | None
     km: dict[str, KMEstimate] = field(default_factory=dict)
+    aj: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def is_margin(self) -> bool:
@@ -72,7 +73,8 @@ def _rows_of_batch(params: IncidenceParams, batch: list[tuple], first_group: int
     k_col = 1 + n_strata
     n = np.array([int(r[k_col + 1]) for r in batch], dtype=np.int64)
     cases = np.array([int(r[k_col + 2] or 0) for r in batch], dtype=np.int64)
-    days = np.array([int(r[k_col + 3] or 0) for r in batch], dtype=np.int64)
+    deaths = [int(r[k_col + 3] or 0) for r in batch]
+    days = np.array([int(r[k_col + 4] or 0) for r in batch], dtype=np.int64)
     person_years = days / DAYS_PER_YEAR
     with np.errstate(divide="ignore", invalid="ignore"):
         proportion = np.where(n > 0, cases / np.where(n > 0, n, 1), np.nan)
@@ -85,16 +87,19 @@ def _rows_of_batch(params: IncidenceParams, batch: list[tuple], first_group: int
     row_group = []
     for r in batch:
         if r[k_col] == 0:
-            ends.append(parse_days(r[k_col + 5], 2 + len(params.outcomes)))
+            ends.append(parse_days(r[k_col + 6], 2 + len(params.outcomes)))
         row_group.append(len(ends) - 1)
     sums = km_at_horizons(
         ends=ends,
         row_stratum=row_group,
         row_outcome=[r[k_col] for r in batch],
-        row_days=[parse_days(r[k_col + 4], 2) for r in batch],
+        row_start=[params.windows[r[k_col]][0] for r in batch],
+        row_cases=cases.tolist(),
+        row_deaths=deaths,
+        row_days=[parse_days(r[k_col + 5], 3) for r in batch],
         horizons=list(HORIZONS),
     )
-    km = {}
+    km, aj = {}, {}
     for label, _ in HORIZONS:
         h = sums[label]
         # Past the longest follow-up the step function keeps its last value, as lifelines'
@@ -102,9 +107,10 @@ def _rows_of_batch(params: IncidenceParams, batch: list[tuple], first_group: int
         value, low, high = stats.km_cumulative_incidence(
             log_survival=h.log_survival, reached_zero=h.reached_zero, greenwood=h.greenwood
         )
-        # No procedures at all (the total of an empty report): no estimate, not 0.
+        # No units at all (the total of an empty report, an outcome nobody is at risk of): no estimate, not 0.
         value, low, high = (np.where(n > 0, a, np.nan) for a in (value, low, high))
         km[label] = (_list(value), _list(low), _list(high))
+        aj[label] = _list(np.where(n > 0, h.aj_cuminc, np.nan))
     columns = [_list(a) for a in (proportion, p_low, p_high, rate, r_low, r_high)]
     n_list, cases_list, days_list, py_list = n.tolist(), cases.tolist(), days.tolist(), person_years.tolist()
 
@@ -130,6 +136,7 @@ def _rows_of_batch(params: IncidenceParams, batch: list[tuple], first_group: int
             rate_ci_low=columns[4][i],
             rate_ci_high=columns[5][i],
             km={label: KMEstimate(v[i], lo[i], hi[i]) for label, (v, lo, hi) in km.items()},
+            aj={label: values[i] for label, values in aj.items()},
         )
         result.append((k * groups + first_group + row_group[i], row))
     return result
@@ -169,7 +176,7 @@ def iter_incidence(
                         done_groups += sum(1 for r in batch if r[k_col] == 0)
                         batch, size = [], 0
                     batch.append(record)
-                    size += len(record[k_col + 4] or "") + len(record[k_col + 5] or "")
+                    size += len(record[k_col + 5] or "") + len(record[k_col + 6] or "")
                 if not fetched:
                     break
             if batch:

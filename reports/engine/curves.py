@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import connections, transaction
 
@@ -25,21 +25,24 @@ from reports.engine.sql import build_curve_points_sql
 
 @dataclass(frozen=True)
 class Curve:
-    """A step curve: ``days[i]`` is where the cumulative incidence becomes ``cuminc[i]``."""
+    """A step curve: ``days[i]`` is where the Kaplan-Meier cumulative incidence becomes ``cuminc[i]`` and the
+    Aalen-Johansen one (death a competing risk) ``aj[i]``; days count from the start of the risk window."""
 
     stratum: tuple[tuple[str, str], ...]
     procedures: int
     days: list[int]
     cuminc: list[float]
+    aj: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return stratum_label(self.stratum)
 
-    def at(self, day: int) -> float:
-        """Return 1 - S(day) (inclusive: an event on ``day`` counts); the last value past the data."""
+    def at(self, day: int, *, aj: bool = False) -> float:
+        """Return 1 - S(day), or the Aalen-Johansen value with ``aj`` (inclusive: an event on ``day``
+        counts); the last value past the data."""
         value = 0.0
-        for d, c in zip(self.days, self.cuminc, strict=True):
+        for d, c in zip(self.days, self.aj if aj else self.cuminc, strict=True):
             if d > day:
                 break
             value = c
@@ -91,8 +94,8 @@ def _day_counts(params: IncidenceParams, ks: list[int], using: str) -> Iterator[
                     while k != current:
                         yield current, cells
                         current, cells = next(waiting), defaultdict(dict)
-                    key, (day, events, censored) = tuple(record[:-3]), record[-3:]
-                    cells[key][int(day)] = [int(events), int(censored)]
+                    key, (day, events, censored, deaths) = tuple(record[:-4]), record[-4:]
+                    cells[key][int(day)] = [int(events), int(censored), int(deaths)]
     yield current, cells
     for k in waiting:
         yield k, {}
@@ -119,14 +122,21 @@ def _curves(params: IncidenceParams, cells: dict[tuple, dict[int, list[int]]], s
             strata = [{}]
     curves = []
     for wanted in strata:
-        merged: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        merged: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
         for key, counts in cells.items():
             if all(wanted.get(n, MARGIN) in (MARGIN, v) for n, v in zip(names, key, strict=True)):
-                for day, (events, censored) in counts.items():
+                for day, (events, censored, deaths) in counts.items():
                     merged[day][0] += events
                     merged[day][1] += censored
-        total, days, cuminc = km_step_curve({day: (e, c) for day, (e, c) in merged.items()})
+                    merged[day][2] += deaths
+        total, days, cuminc, aj = km_step_curve({day: tuple(c) for day, c in merged.items()})
         curves.append(
-            Curve(stratum=tuple((n, wanted.get(n, MARGIN)) for n in names), procedures=total, days=days, cuminc=cuminc)
+            Curve(
+                stratum=tuple((n, wanted.get(n, MARGIN)) for n in names),
+                procedures=total,
+                days=days,
+                cuminc=cuminc,
+                aj=aj,
+            )
         )
     return curves

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from core.text import spreadsheet_cell
-from reports.choices import HORIZONS
+from reports.choices import AJ_COLUMNS, HORIZONS
 
 LEADING_COLUMNS: tuple[str, ...] = (
     "outcome",
@@ -29,6 +29,9 @@ LEADING_COLUMNS: tuple[str, ...] = (
 TRAILING_COLUMNS: tuple[str, ...] = (
     "person_days",
     *(f"km_cuminc_{label}_ci_{end}" for label, _ in HORIZONS for end in ("low", "high")),
+    # Aalen-Johansen cumulative incidence with death as a competing risk (DESIGN 2b), after the
+    # existing columns, which keep their names and order.
+    *AJ_COLUMNS,
 )
 
 
@@ -68,6 +71,8 @@ def result_record(row) -> dict:
         record[f"km_cuminc_{label}"] = estimate.value
         record[f"km_cuminc_{label}_ci_low"] = estimate.ci_low
         record[f"km_cuminc_{label}_ci_high"] = estimate.ci_high
+    for label, _ in HORIZONS:
+        record[f"aj_cuminc_{label}"] = row.aj.get(label)
     return record
 
 

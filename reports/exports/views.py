@@ -25,6 +25,7 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django_filters import rest_framework as df
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
@@ -42,6 +43,7 @@ from events.fhir import adverse_event_resource
 from events.selectors import adverse_events_for_user
 from registry.api.base import RegistryModelPermissions
 from registry.api.filters import FollowUpVisitFilter, StrictBooleanField
+from registry.choices import Carrier, Guidance, Processing
 from registry.selectors import visits_for_user
 from reports.choices import ExportKind
 from reports.exports import listing
@@ -143,10 +145,21 @@ class _ExportView(APIView):
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
 
 
-@documented_query_errors(AdverseEventFilter, "include_retracted", "purpose")
+class LineListingFilter(AdverseEventFilter):
+    """The adverse-event list's filters, plus every procedure attribute the signal screen compares, so that a
+    signal (signals.links) links to exactly the events of its value."""
+
+    processing = df.ChoiceFilter(field_name="procedure__processing", choices=Processing.choices)
+    carrier = df.ChoiceFilter(field_name="procedure__carrier", choices=Carrier.choices)
+    guidance = df.ChoiceFilter(field_name="procedure__guidance", choices=Guidance.choices)
+    country = df.CharFilter(field_name="procedure__clinic__country", help_text="Country of the clinic (ISO 3166).")
+    product_lot = df.CharFilter(field_name="procedure__product_lot", help_text="Product lot of the procedure.")
+
+
+@documented_query_errors(LineListingFilter, "include_retracted", "purpose")
 class AdverseEventLineListing(_ExportView):
     filter_backends = [DjangoFilterBackend]  # for the schema: the filters are applied in get()
-    filterset_class = AdverseEventFilter
+    filterset_class = LineListingFilter
 
     def get_queryset(self):
         return adverse_events_for_user(self.request.user)
@@ -169,7 +182,7 @@ class AdverseEventLineListing(_ExportView):
         verbatim terms), as streaming CSV. State the data-use purpose in `purpose`; it goes to the export log."""
         purpose = _purpose(request)
         include_retracted = _flag(request, "include_retracted") or bool(request.query_params.get("retracted"))
-        events = _filtered(AdverseEventFilter, request, self.get_queryset())
+        events = _filtered(LineListingFilter, request, self.get_queryset())
         columns, rows = listing.line_listing(events, include_retracted=include_retracted, export_year=today().year)
         select_sql = compose_select(rows)
         log = export_log_start(

@@ -94,6 +94,11 @@ ROUTES: dict[str, str | None] = {
     "admin:two_factor_enrol": None,
     "admin:otp_totp_totpdevice_config": "device",
     "admin:otp_totp_totpdevice_qrcode": "device",
+    # The MedDRA term search of the event form (dictionary terms only, no clinical rows; GET only).
+    "admin:events_adverseevent_meddra_terms": None,
+    # Signals are registry-wide: only registry administrators (and safety reviewers) reach them (issue 11).
+    "admin:signals_signalrun_review": "nothing",
+    "admin:signals_signalrun_run_now": None,
 }
 # admin:<app>_<model>_<view> for every registered ModelAdmin, with the victim object it targets.
 ADMIN_MODELS = {
@@ -105,6 +110,7 @@ ADMIN_MODELS = {
     "events_adverseevent": "ae",
     "reports_incidencerun": "run",
     "reports_exportlog": "nothing",
+    "reports_outcomedefinition": "nothing",
     "auth_user": "user",
     "auth_group": "group",
     "knox_authtoken": "token",
@@ -113,6 +119,7 @@ ADMIN_MODELS = {
     "axes_accesslog": "nothing",
     "axes_accessfailurelog": "nothing",
     "pghistory_events": "nothing",
+    "signals_signalrun": "nothing",
 }
 ADMIN_VIEWS = ("changelist", "add", "change", "delete", "history")
 for _model, _obj in ADMIN_MODELS.items():

@@ -259,6 +259,11 @@ def fuzz_persona(client, persona: str, tally: Counter) -> tuple[list[str], list[
                 fuzz.send("GET", url, urlencode([("q", value), ("o", value)]))
             continue
         covered.append(opts.label)
+        if "cl" not in response.context:
+            # A page of its own in place of the change list (the Signals page): junk must not crash it.
+            for value in ENCODING_JUNK + SEMANTIC_JUNK:
+                fuzz.send("GET", url, urlencode([("q", value), ("o", value), ("run", value)]))
+            continue
         cl, request = response.context["cl"], response.wsgi_request
         fuzz_changelist(fuzz, url, cl, model_admin)
         visible = [obj.pk for obj in cl.result_list[:1]]

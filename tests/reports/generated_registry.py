@@ -18,12 +18,16 @@ START = dt.date(2018, 1, 1)
 LAST = dt.date(2024, 12, 31)
 
 
-def build_generated_registry(*, seed: int = 20240601, procedures: int = 3000) -> list[Clinic]:
+def build_generated_registry(
+    *, seed: int = 20240601, procedures: int = 3000, repeat_share: float = 0.0
+) -> list[Clinic]:
     """Return the clinics of a new random registry of ``procedures`` procedures.
 
     It has what the counting rules must survive: day-0 events, repeated events,
     retracted events, events and visits after withdrawal or after the cut-off, deaths,
-    procedures with no completed visit, and many ties between days.
+    procedures with no completed visit, and many ties between days. ``repeat_share`` of the
+    patients get a later procedure too (some after 2024-06-30), for the patient unit (DESIGN 2b);
+    0 (the default) gives exactly the registry earlier tests were written against.
     """
     rng = random.Random(seed)
     clinics = [
@@ -64,6 +68,29 @@ def build_generated_registry(*, seed: int = 20240601, procedures: int = 3000) ->
                 cell_source="allogeneic" if cell_type == "umbilical_cord_msc" else rng.choice(["autologous"]),
             )
         )
+    if repeat_share:
+        again = random.Random(seed + 1)
+        later = []
+        for proc in procs:
+            if again.random() < repeat_share:
+                performed = proc.performed_on + dt.timedelta(days=again.randrange(0, 700))
+                patient = proc.patient
+                if performed > LAST or (patient.death_date and performed > patient.death_date):
+                    continue
+                if patient.withdrawn_on and performed > patient.withdrawn_on:
+                    continue
+                later.append(
+                    Procedure(
+                        patient=patient,
+                        clinic=patient.clinic,
+                        performed_on=performed,
+                        site=again.choice(SITES),
+                        laterality="right",
+                        cell_type=proc.cell_type,
+                        cell_source=proc.cell_source,
+                    )
+                )
+        procs = procs + later
     Procedure.objects.bulk_create(procs, batch_size=1000)
     visits, events = [], []
     today = timezone.localdate()

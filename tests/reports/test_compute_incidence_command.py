@@ -9,8 +9,11 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from registry.models import Procedure
 from reports.exports.incidence_csv import write_csv
 from reports.services import incidence_run_execute, incidence_run_start
+from tests.factories import ProcedureFactory
+from tests.reports.conftest import add_event
 
 LEADING = [
     *("outcome", "procedures", "cases", "proportion", "proportion_ci_low", "proportion_ci_high"),
@@ -94,3 +97,53 @@ def test_every_outcome_comes_in_report_order_whatever_order_the_engine_streams(t
     per_outcome = [(r["site"], r["cell_type"]) for r in rows if r["outcome"] == "any"]
     assert per_outcome == [(r["site"], r["cell_type"]) for r in rows if r["outcome"] == "neoplasm"]
     assert per_outcome[-1] == ("ALL", "ALL")  # margins last
+
+
+def test_the_aalen_johansen_columns_come_after_the_existing_ones(two_clinics):
+    header = _run("--by", "site", "--cutoff", "2024-01-01").splitlines()[0].split(",")
+    assert header[-4:] == ["aj_cuminc_30d", "aj_cuminc_1y", "aj_cuminc_2y", "aj_cuminc_5y"]
+    assert header[1 : 1 + len(LEADING)] == LEADING
+
+
+def test_registry_windows_and_a_window_end_person_time(two_clinics):
+    def total(*extra):
+        rows = _rows(_run("--by", "", "--cutoff", "2024-01-01", "--outcome", "infection,neoplasm", *extra))
+        return {r["outcome"]: r for r in rows}
+
+    open_ = total()
+    # Infection: A1 case day 3, A2 followed to the cut-off (day 351), B1 case day 0 (and a neoplasm on day 5).
+    assert (open_["infection"]["procedures"], open_["infection"]["cases"]) == ("3", "2")
+    assert float(open_["infection"]["person_years"]) == pytest.approx((3 + 351 + 0) / 365.25)
+    registry = total("--windows", "registry")
+    # Infection's window is 0-90: A2 is at risk to day 90 only.
+    assert float(registry["infection"]["person_years"]) == pytest.approx((3 + 90 + 0) / 365.25)
+    # Neoplasm's is 180-open: B1's neoplasm on day 5 is prevalent (out), A1 ended on day 30 (< 180: out),
+    # A2 is at risk from day 180 to day 351, without a case.
+    assert (registry["neoplasm"]["procedures"], registry["neoplasm"]["cases"]) == ("1", "0")
+    assert float(registry["neoplasm"]["person_years"]) == pytest.approx(171 / 365.25)
+    window = total("--window", "2")
+    assert (window["infection"]["cases"], float(window["infection"]["person_years"])) == (
+        "1",
+        pytest.approx((2 + 2 + 0) / 365.25),
+    )
+
+
+def test_the_patient_unit_counts_a_patient_once_from_the_first_procedure(two_clinics):
+    a2 = two_clinics["a2"]
+    # A second procedure of A2's patient, 100 days after the first, with an infection 10 days later.
+    later = ProcedureFactory(patient=a2.patient, performed_on=a2.performed_on + dt.timedelta(days=100))
+    add_event(later, 10)
+    assert Procedure.objects.filter(patient=a2.patient).count() == 2
+    by_procedure = _rows(_run("--by", "", "--cutoff", "2024-01-01", "--outcome", "infection"))[0]
+    by_patient = _rows(_run("--by", "", "--cutoff", "2024-01-01", "--outcome", "infection", "--unit", "patient"))[0]
+    assert (by_procedure["procedures"], by_procedure["cases"]) == ("4", "3")
+    # Patients: A1 (case day 3), A2 (case on day 110 of the first procedure), B1 (case day 0).
+    assert (by_patient["procedures"], by_patient["cases"]) == ("3", "3")
+    assert float(by_patient["person_years"]) == pytest.approx((3 + 110 + 0) / 365.25)
+
+
+def test_an_unknown_unit_or_windows_mode_is_refused(two_clinics):
+    with pytest.raises(CommandError):
+        _run("--by", "", "--cutoff", "2024-01-01", "--unit", "household")
+    with pytest.raises(CommandError):
+        _run("--by", "", "--cutoff", "2024-01-01", "--windows", "sometimes")

@@ -104,7 +104,8 @@ def test_the_kaplan_meier_chart_names_its_strata_and_renders(generated_runs):
     figure = charts.km_figure(km_curves(run, outcome="infection"), outcome="infection")
     labels = " ".join(charts.figure_labels(figure))
     assert all(f"GEN-{i} (n=" in labels for i in range(3))
-    assert "All procedures (n=" in labels and "1y" in labels
+    assert "All, Kaplan-Meier (n=" in labels and "1y" in labels
+    assert "All, Aalen-Johansen (death competing)" in labels
     width, height = png_size(charts.png(figure))
     assert width >= 1200 and height >= 600
 
@@ -125,3 +126,23 @@ def test_the_funnel_limits_are_exact_poisson_quantiles_with_spiegelhalters_inter
     assert all(high998 > high95)
     # ... and approaches the normal approximation pooled + 1.96 sqrt(expected) / PY where many cases are expected.
     assert high95[-1] == pytest.approx(10.0 + 1.96 * (10.0 / 100 * 1000) ** 0.5 / 1000 * 100, rel=0.01)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_stored_aalen_johansen_curves_pass_through_every_stored_aj_figure(generated_runs, which):
+    run = generated_runs[1][which]
+    checked = 0
+    for outcome in run.outcomes:
+        rows = {stratum_label(r.stratum): r for r in results_of_run(run) if r.outcome == outcome}
+        for curve in km_curves(run, outcome=outcome):
+            row = rows[curve.label]
+            assert len(curve.aj) == len(curve.days)
+            # Death competes: the Aalen-Johansen curve never exceeds the Kaplan-Meier one.
+            assert all(a <= k + 1e-12 for a, k in zip(curve.aj, curve.cuminc, strict=True))
+            for label, day in HORIZONS:
+                stored = getattr(row, f"aj_cuminc_{label}")
+                if stored is not None:
+                    assert curve.at(day, aj=True) == pytest.approx(stored, abs=1e-12), (outcome, curve.label)
+                    checked += 1
+    assert checked >= 32

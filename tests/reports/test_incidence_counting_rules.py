@@ -149,10 +149,11 @@ def test_a_stratum_without_cases_has_zero_incidence_and_a_zero_lower_limit(regis
     assert (knee.km["30d"].ci_low, knee.km["30d"].ci_high) == (0.0, 0.0)
 
 
-def test_the_onset_window_lets_only_early_events_qualify(registry):
+def test_the_onset_window_lets_only_early_events_qualify_and_ends_person_time(registry):
     knee = _get(_rows(strata=["site"], outcomes=["infection"], onset_window_days=15), "infection", site="knee")
-    # K3's first infection (day 20) is outside the window: K3 is followed to day 100 without a case.
-    assert (knee.cases, knee.person_days) == (1, 0 + 60 + 100 + 30 + 214)
+    # K3's first infection (day 20) is outside the window: K3 is at risk to day 15 without a case
+    # (DESIGN 2b: B = min(O, T + N)); so is everyone followed beyond day 15 (60, 100, 30, 214 days).
+    assert (knee.cases, knee.person_days) == (1, 0 + 15 + 15 + 15 + 15)
     edge = _get(_rows(strata=["site"], outcomes=["infection"], onset_window_days=20), "infection", site="knee")
     assert edge.cases == 2  # onset - performed_on <= N is inclusive
 
@@ -217,15 +218,16 @@ def test_visits_and_a_death_after_the_cut_off_end_observation_at_the_cut_off(cli
     assert (row.procedures, row.cases, row.person_days) == (1, 0, 214)
 
 
-def test_a_procedure_after_the_patients_withdrawal_counts_with_no_time_and_no_case(clinic_a):
-    # Entry and the database refuse such a procedure now; rows stored before those rules still count this way.
+def test_a_procedure_after_the_patients_withdrawal_leaves_the_denominator(clinic_a):
+    # Entry and the database refuse such a procedure now; rows stored before those rules have no time at
+    # risk (B < A) and leave the denominator (DESIGN 2b, its one exception to the figures of section 2).
     proc = make_procedure(clinic=clinic_a, performed_on=D0)
     add_event(proc, 0)
     complete_visit(proc, 30)
     with pgtrigger.ignore("registry.Patient:patient_dates_match_its_rows"):
         Patient.objects.filter(pk=proc.patient_id).update(withdrawn_on=dt.date(2023, 1, 12))
     (row,) = _rows(strata=[], outcomes=["infection"]).values()
-    assert (row.procedures, row.cases, row.person_days) == (1, 0, 0)
+    assert (row.procedures, row.cases, row.person_days) == (0, 0, 0)
 
 
 def test_a_retracted_first_event_leaves_the_next_one_as_the_case(clinic_a):

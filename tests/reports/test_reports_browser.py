@@ -1,5 +1,6 @@
 """End to end in a real browser: a registry administrator starts an incidence run on the Reports page,
-opens its report, sees the charts and downloads the XLSX workbook.
+opens its report, sees the charts, moves between outcomes, strata and provider groupings by plain links
+and a form (no script), and downloads the XLSX workbook.
 
 Headless Debian Chromium through Playwright, as tests/registry/test_admin_browser.py. Celery runs
 eagerly here (tests/reports/conftest.py), so the run is computed when the form's transaction commits.
@@ -8,6 +9,7 @@ eagerly here (tests/reports/conftest.py), so the run is computed when the form's
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import pytest
@@ -18,6 +20,7 @@ from reports.exports.models import ExportLog
 from reports.models import IncidenceRun
 from tests.registry.test_admin_browser import log_in, page  # noqa: F401 - the Chromium page fixture
 from tests.reports.documents_data import build_hot_registry
+from tests.reports.test_documents_downloads import SHEETS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,13 +62,26 @@ def test_an_administrator_starts_a_run_opens_its_charts_and_downloads_the_workbo
     page.wait_for_function(CHARTS_LOADED, timeout=60_000)
     widths = page.eval_on_selector_all("img.chart", "images => images.map(i => i.naturalWidth)")
     assert len(widths) == 3 and min(widths) >= 1200
-    assert page.get_by_text("above 99.8 % limit").count() >= 1
+    assert page.locator("#provider-table").get_by_text("C-HOT").count() == 1
+
+    # Another outcome is a tab away; the strata filter is a form; the country comparison a link.
+    page.click('#outcome-tabs a[data-outcome="infection"]')
+    page.wait_for_url(f"{base}/admin/reports/incidencerun/{run.pk}/report/?outcome=infection")
+    assert page.locator('#outcome-tabs a.current[data-outcome="infection"]').count() == 1
+    page.select_option("#filter-site", "knee")
+    page.click('#strata-filter input[type="submit"]')
+    page.wait_for_url(re.compile(r"[?&]site=knee(&|$)"))
+    sites = page.eval_on_selector_all("#results tbody tr td:first-child", "cells => cells.map(c => c.textContent)")
+    assert sites and set(sites) == {"knee"}
+    page.click('#grouping-tabs a[data-grouping="country"]')
+    page.wait_for_url(re.compile(r"[?&]grouping=country(&|#|$)"))
+    assert page.locator("#provider-table").get_by_text("PT").count() == 1
 
     with page.expect_download() as download:
         page.click("#download-xlsx")
     assert download.value.suggested_filename == f"incidence-run-{run.pk}.xlsx"
     with open(download.value.path(), "rb") as fh:
         wb = load_workbook(io.BytesIO(fh.read()))
-    assert wb.sheetnames == ["Incidence", "Provider comparison", "Line listing", "Definitions"]
+    assert wb.sheetnames == SHEETS
     assert wb["Incidence"].max_row - 1 == run.results.count()
     assert ExportLog.objects.filter(run=run, kind="run_xlsx", row_count__isnull=False).count() == 1

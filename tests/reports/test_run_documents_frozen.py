@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import io
+from html import unescape
 
 import pytest
 from django.test import Client
 from openpyxl import load_workbook
+from pgtrigger import ignore
 
 from events import services as event_services
 from events.models import AdverseEvent
 from registry.models import Procedure
 from reports.documents import charts
 from reports.documents.curves import km_curves
-from reports.documents.provider import provider_comparison
+from reports.documents.definitions import NO_COMPARISON, NO_DEFINITIONS, NOT_FROZEN
+from reports.documents.provider import provider_comparisons
 from reports.exports.deidentified import COLUMNS as DEIDENTIFIED_COLUMNS
+from reports.models import IncidenceRun, RunCurve, RunListingRow, RunProviderComparison
 from tests.reports.conftest import add_event
-from tests.reports.documents_data import build_hot_registry, finished_run
+from tests.reports.documents_data import build_hot_registry, finished_run, logged_in, report_page, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -55,17 +59,18 @@ def test_a_runs_workbook_shows_the_same_numbers_after_edits_retractions_and_new_
     run = finished_run(actor=root, strata=("site", "cell_type"))
     before = _download(root, run)
     assert len(before["Line listing"]) == 9  # 2 at A, 1 at B, 6 at the hot clinic (the retracted ones never)
-    comparisons_before = provider_comparison(run)
+    comparisons_before = provider_comparisons(run)
     curves_before = {o: km_curves(run, outcome=o) for o in run.outcomes}
 
     _edit_retract_and_add(clinic_a, clinic_b, hot)
 
     after = _download(root, run)
     assert after == before
-    assert provider_comparison(run) == comparisons_before
+    assert provider_comparisons(run) == comparisons_before
     assert {o: km_curves(run, outcome=o) for o in run.outcomes} == curves_before
-    figure = charts.funnel_figure(next(c for c in provider_comparison(run) if c.outcome == "infection"))
-    assert any(label.startswith("C-HOT") and "above 99.8 %" in label for label in charts.figure_labels(figure))
+    infection = next(c for c in provider_comparisons(run) if c.outcome == "infection" and c.grouping == "clinic")
+    assert {r.group: r.observed for r in infection.rows} == {"A-MAD": 2, "B-BER": 1, "C-HOT": 6}
+    assert "C-HOT" in charts.figure_labels(charts.funnel_figure(infection))
     # The same registry counted afresh does differ: the run, not the registry, is what stays put.
     fresh = _download(root, finished_run(actor=root, strata=("site", "cell_type")))
     assert fresh["Provider comparison"] != before["Provider comparison"]
@@ -92,28 +97,26 @@ def test_the_stored_listing_keeps_the_earliest_events_up_to_the_result_row_limit
     assert stored == [2, 2, 2, 2]  # the hot clinic's infections on day 2 come first
     definition = dict(_download(root, run)["Definitions"][1:])["Line listing"]
     assert "kept the 4 earliest of its 9 counted events" in definition
+    # A report without strata: one row, no strata filter.
+    page = report_page(logged_in(root), run)
+    assert len(table_rows(page, "results")) == 1 and 'id="strata-filter"' not in page
 
 
 def test_a_run_from_before_frozen_documents_still_opens_and_says_what_is_missing(root, clinic_a, clinic_b):
-    # Runs stored before reports 0004 have results but no listing, curves or provider rates.
-    from django.test import Client
-    from pgtrigger import ignore
-
-    from reports.documents.definitions import NOT_FROZEN
-    from reports.models import IncidenceRun, RunCurve, RunListingRow, RunProviderRate
-    from tests.reports.documents_data import build_hot_registry, finished_run
-
+    # Runs stored before reports 0004 have results but no listing, curves or provider comparison (nor, before
+    # 0005, outcome definitions).
     build_hot_registry(clinic_a, clinic_b)
     run = finished_run(actor=root)
     with ignore(
         "reports.IncidenceRun:incidencerun_succeeded_is_immutable",
+        "reports.IncidenceRun:incidencerun_parameters_frozen",
         "reports.RunCurve:runcurve_snapshot_immutable",
-        "reports.RunProviderRate:runproviderrate_snapshot_immutable",
+        "reports.RunProviderComparison:runprovidercomparison_snapshot_immutable",
         "reports.RunListingRow:runlistingrow_snapshot_immutable",
     ):
-        for model in (RunCurve, RunProviderRate, RunListingRow):
+        for model in (RunCurve, RunProviderComparison, RunListingRow):
             model.objects.filter(run=run).delete()
-        IncidenceRun.objects.filter(pk=run.pk).update(listing_total=None)
+        IncidenceRun.objects.filter(pk=run.pk).update(listing_total=None, outcome_definitions=[])
     client = Client()
     client.force_login(root)
     base = f"/admin/reports/incidencerun/{run.pk}"
@@ -121,6 +124,8 @@ def test_a_run_from_before_frozen_documents_still_opens_and_says_what_is_missing
     page = client.get(f"{base}/report/")
 
     assert page.status_code == 200
-    assert NOT_FROZEN in page.content.decode()
+    html = unescape(page.content.decode())
+    assert NOT_FROZEN in html and NO_COMPARISON in html and NO_DEFINITIONS in html
+    assert 'id="chart-km"' not in html  # no stored curve: no late event to draw
     for document in ("xlsx/", "pdf/", "chart/forest.png", "chart/km.png", "chart/funnel.png"):
         assert client.get(f"{base}/{document}").status_code == 200, document

@@ -7,28 +7,22 @@ put in report order through temporary files, one per outcome), so memory stays f
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.selectors import ALL, clinic_scope
 from reports.choices import CIMethod
 from reports.engine import IncidenceParams, iter_incidence
 from reports.exports.incidence_csv import result_record, write_csv
+from reports.management.options import add_report_arguments, build_params, split_list
 from reports.services import incidence_run_size
 
 # Per outcome, rows kept in memory before their temporary file spills to disk.
 SPOOL_BYTES = 1 << 20
-
-
-def _list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _in_report_order(params: IncidenceParams) -> Iterator[dict]:
@@ -56,42 +50,22 @@ class Command(BaseCommand):
     help = (
         "Compute adverse-event incidence by strata (with margins) and write CSV to stdout: the stratum "
         "columns, then outcome, procedures, cases, proportion (+95% CI), person_years, rate_per_100py "
-        "(+95% Garwood CI), km_cuminc_30d/1y/2y/5y, then person_days and the KM intervals. "
+        "(+95% Garwood CI), km_cuminc_30d/1y/2y/5y, then person_days, the KM intervals and aj_cuminc_30d/1y/2y/5y "
+        "(Aalen-Johansen, death as a competing risk). "
         "Margins carry ALL; empty cells are not estimable."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--by", default="site,cell_type", help="Comma-separated strata (default site,cell_type).")
-        parser.add_argument("--cutoff", required=True, help="Data cut-off date, YYYY-MM-DD.")
         parser.add_argument("--outcome", default="", help="Outcome code(s), comma-separated; default all.")
-        parser.add_argument("--window", type=int, default=None, help="Onset window in days.")
         parser.add_argument("--ci", default=CIMethod.WILSON, choices=CIMethod.values, help="Proportion interval.")
-        parser.add_argument("--format", default="csv", choices=["csv"], help="Output format (csv).")
-        parser.add_argument("--user", default=None, help="Limit to the clinics this username may see.")
+        add_report_arguments(parser)
 
     def handle(self, *args, **options):
+        params = build_params(
+            options, outcomes=split_list(options["outcome"]), strata=split_list(options["by"]), ci_method=options["ci"]
+        )
         try:
-            cutoff = dt.date.fromisoformat(options["cutoff"])
-        except ValueError as exc:
-            raise CommandError(f"--cutoff must be YYYY-MM-DD, got {options['cutoff']!r}.") from exc
-        clinic_ids = None
-        if options["user"]:
-            user = get_user_model().objects.filter(username=options["user"]).first()
-            if user is None:
-                raise CommandError(f"No user {options['user']!r}.")
-            scope = clinic_scope(user)
-            if scope is not ALL and not scope:
-                raise CommandError(f"User {options['user']!r} may see no clinic.")
-            clinic_ids = None if scope is ALL else scope
-        try:
-            params = IncidenceParams.build(
-                cutoff_on=cutoff,
-                strata=_list(options["by"]),
-                outcomes=_list(options["outcome"]) or None,
-                onset_window_days=options["window"],
-                ci_method=options["ci"],
-                clinic_ids=clinic_ids,
-            )
             incidence_run_size(params=params)
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
