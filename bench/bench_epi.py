@@ -52,6 +52,13 @@ def fill_attributes(url: str, lots: int) -> None:
         conn.execute("VACUUM (ANALYZE) registry_procedure")
 
 
+def _has_lots(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM registry_procedure WHERE product_lot <> '')").fetchone()[0]
+
+
 def child(command: str, repeat: int) -> dict:
     """Run in a fresh process: the engine function (best of ``repeat``), rows and peak RSS."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -138,6 +145,8 @@ def main() -> None:
             counts = _loaded(libpq) if args.db else None
             if not counts:
                 counts = load_registry(libpq, n)
+            if not _has_lots(libpq):
+                # A database bench_incidence.py loaded has no lots, carriers, ...: fill them in (once).
                 fill_attributes(libpq, args.lots)
             print(f"\n== N = {n:,}: {counts} (loaded in {time.perf_counter() - start:.1f} s)", flush=True)
             providers = _child("providers", bench_url, args.repeat, args.windows, args.unit)
