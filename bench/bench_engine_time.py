@@ -3,7 +3,8 @@
 It imports the engine from the current directory, so the same script times another commit's
 engine side by side (a git worktree of it as the working directory):
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench1m .venv/bin/python bench/bench_engine_time.py --windows registry
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench1m \\
+        .venv/bin/python bench/bench_engine_time.py --windows registry
     git worktree add /tmp/prev c04f37a && cd /tmp/prev && ln -s /work/main/.venv .venv && \\
         DATABASE_URL=... .venv/bin/python /work/main/bench/bench_engine_time.py
 
