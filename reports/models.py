@@ -366,6 +366,29 @@ class RunProviderComparison(models.Model):
         return f"{self.outcome} SIR of {self.grouping} {self.group} in run #{self.run_id}"
 
 
+class RunMeddraCount(models.Model):
+    """Counted events of a run by MedDRA primary SOC and preferred term (only coded events), as they stood."""
+
+    run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="meddra_counts")
+    position = models.PositiveIntegerField(help_text="Order in the table: SOC, then PT (by name).")
+    soc_code = models.CharField(max_length=8)
+    soc_name = models.TextField()
+    pt_code = models.CharField(max_length=8)
+    pt_name = models.TextField()
+    events = models.PositiveIntegerField(help_text="Counted events coded to this PT.")
+    procedures = models.PositiveIntegerField(help_text="Procedures with at least one of them.")
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="runmeddracount_unique_position"),
+        ]
+        triggers = [_snapshot_immutable("runmeddracount_snapshot_immutable")]
+
+    def __str__(self) -> str:
+        return f"{self.pt_name} ({self.soc_name}) in run #{self.run_id}"
+
+
 class RunListingRow(models.Model):
     """An adverse event that counted for a run, as it stood when the run succeeded (the line listing's source).
 
@@ -514,6 +537,7 @@ __all__ = [
     "OutcomeDefinition",
     "RunCurve",
     "RunListingRow",
+    "RunMeddraCount",
     "RunProviderComparison",
     "RunProviderRate",
 ]

@@ -35,7 +35,7 @@ from reports.engine.providers import DEFAULT_ADJUST, GROUPS, build_provider_sql,
 from reports.engine.providers import WORK_MEM as PROVIDERS_WORK_MEM
 from reports.exports.deidentified import SNAPSHOT_FIELDS, snapshot_base
 from reports.exports.streaming import compose_select
-from reports.models import IncidenceRun, RunCurve, RunListingRow, RunProviderComparison
+from reports.models import IncidenceRun, RunCurve, RunListingRow, RunMeddraCount, RunProviderComparison
 
 WRITE_BATCH = 2000
 
@@ -45,6 +45,7 @@ def run_snapshot_store(*, run: IncidenceRun, params: IncidenceParams) -> int:
     events counted (the listing keeps at most REPORTS_MAX_RESULT_ROWS of them)."""
     _store_provider_comparisons(run=run, params=params)
     _store_curves(run=run, params=params)
+    _store_meddra_counts(run=run, params=params)
     return _store_listing(run=run, params=params)
 
 
@@ -154,6 +155,29 @@ def _store_curves(*, run: IncidenceRun, params: IncidenceParams) -> None:
             )
             position += 1
         RunCurve.objects.bulk_create(batch, batch_size=WRITE_BATCH)
+
+
+def _store_meddra_counts(*, run: IncidenceRun, params: IncidenceParams) -> None:
+    """Store the counted events coded with MedDRA by primary SOC and preferred term (RunMeddraCount), in
+    PostgreSQL; nothing when no counted event is coded."""
+    counted = counted_events_sql(params=params)
+    table = connection.ops.quote_name(RunMeddraCount._meta.db_table)
+    columns = ", ".join(
+        connection.ops.quote_name(RunMeddraCount._meta.get_field(f).column)
+        for f in ("run", "position", "soc_code", "soc_name", "pt_code", "pt_name", "events", "procedures")
+    )
+    sql = (
+        f"INSERT INTO {table} ({columns}) "  # noqa: S608 - quoted names and a composed SELECT
+        f"SELECT {int(run.pk)}, row_number() OVER (ORDER BY soc_name, pt_name, soc_code, pt_code) - 1, "
+        "soc_code, soc_name, pt_code, pt_name, events, procedures FROM ("
+        "SELECT e.meddra_soc_code AS soc_code, e.meddra_soc_name AS soc_name, e.meddra_pt_code AS pt_code, "
+        "e.meddra_pt_name AS pt_name, count(*) AS events, count(DISTINCT e.procedure_id) AS procedures "
+        f"FROM ({counted}) AS c JOIN events_adverseevent e ON e.id = c.event_id "
+        "WHERE e.meddra_pt_code <> '' GROUP BY 1, 2, 3, 4) AS t"
+    )
+    with connection.cursor() as cursor:
+        # No parameters: the counted-events SELECT is composed already.
+        cursor.execute(sql)
 
 
 def _store_listing(*, run: IncidenceRun, params: IncidenceParams) -> int:

@@ -237,4 +237,6 @@ def report_context(run: IncidenceRun, query) -> dict:
             for g, label in GROUPINGS.items()
         ],
         "provider": provider_view(run, outcome=outcome, grouping=grouping),
+        # Counted events by MedDRA primary SOC and PT, when events are coded (stored with the run).
+        "meddra_counts": list(run.meddra_counts.order_by("position")),
     }

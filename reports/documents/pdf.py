@@ -167,6 +167,34 @@ def _provider_line(r: GroupRow, cells: _Cells) -> list:
     ]
 
 
+def _meddra_section(run: IncidenceRun, cells: _Cells, styles, body) -> list:
+    """Return the table of counted events by MedDRA primary SOC and PT (nothing when no event is coded)."""
+    counts = list(run.meddra_counts.order_by("position"))
+    if not counts:
+        return []
+    return [
+        Paragraph("Counted events by MedDRA system organ class and preferred term", styles["Heading2"]),
+        Paragraph(
+            _text("The counted events coded with MedDRA, each preferred term under its primary system organ class."),
+            body,
+        ),
+        _table(
+            [cells.header(["system organ class", "preferred term", "PT code", "events", "procedures"])]
+            + [
+                [
+                    cells(m.soc_name, number=False),
+                    cells(m.pt_name, number=False),
+                    cells(m.pt_code, number=False),
+                    cells(m.events),
+                    cells(m.procedures),
+                ]
+                for m in counts
+            ],
+            [70 * mm, 70 * mm, 30 * mm, 25 * mm, 25 * mm],
+        ),
+    ]
+
+
 def build_pdf(
     run: IncidenceRun,
     *,
@@ -252,6 +280,7 @@ def build_pdf(
             ],
             [38 * mm, 45 * mm, 38 * mm, 52 * mm, 38 * mm, 56 * mm],
         ),
+        *_meddra_section(run, cells, styles, body),
         PageBreak(),
         Paragraph("Incidence by stratum", styles["Heading2"]),
         Paragraph(

@@ -31,6 +31,7 @@ from reports.exports.deidentified import Plan
 from reports.exports.incidence_csv import header
 from reports.models import IncidenceRun
 
+MEDDRA_COLUMNS = ("soc_code", "soc_name", "pt_code", "pt_name", "events", "procedures")
 PROVIDER_COLUMNS = (
     "grouping",
     # The columns of manage.py compare_providers, in its order.
@@ -150,6 +151,10 @@ def build_workbook(
     )
     _funnel_sheets(wb, comparisons, provider)
     _sheet(wb, "Line listing", LISTING_COLUMNS, listing, widths={"patient": 18, "procedure": 18, "event": 18})
+    meddra = list(run.meddra_counts.order_by("position").values_list(*MEDDRA_COLUMNS))
+    if meddra:
+        # Counted events by MedDRA primary SOC and PT, when events are coded.
+        _sheet(wb, "MedDRA SOC-PT", MEDDRA_COLUMNS, meddra, widths={"soc_name": 40, "pt_name": 40})
     _sheet(
         wb,
         "Outcome definitions",
