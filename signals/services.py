@@ -38,10 +38,8 @@ from django.utils import timezone
 
 from core.audit import audit_context
 from reports.choices import Unit, WindowsMode
-from reports.engine.params import IncidenceParams
 from reports.engine.signals import ATTRIBUTES, COLUMNS, compute_signals
-from reports.outcomes import freeze
-from reports.services import PUBLISH_RETRY_POLICY
+from reports.services import PUBLISH_RETRY_POLICY, incidence_params
 from signals import selectors
 from signals.choices import (
     LOT_CLUSTER_DAYS,
@@ -169,10 +167,10 @@ def signal_run_execute(
             with transaction.atomic():
                 signal_run_stage.send(sender=SignalRun, stage="compute", run_id=run.pk)
                 # The definitions the run used are frozen with it; its windows are theirs (one snapshot).
-                definitions = freeze()
+                params, definitions = incidence_params(
+                    cutoff_on=cutoff_on, strata=(), windows_mode=WindowsMode.REGISTRY, unit=Unit.PROCEDURE
+                )
                 run.parameters["definitions"] = definitions
-                windows = {d["code"]: (d["window_start_day"], d["window_end_day"]) for d in definitions}
-                params = IncidenceParams.build(cutoff_on=cutoff_on, windows=windows, unit=Unit.PROCEDURE)
                 _store(run, screen=compute_signals(params=params, by=by), clusters=lot_clusters(cutoff_on=cutoff_on))
                 if run.new_signal_count or run.new_alert_count:
                     transaction.on_commit(partial(signal_run_notify, run_id=run.pk))

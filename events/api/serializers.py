@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from core.text import validate_safe_identifier
 from events.models import AdverseEvent
+from events.rules import MEDDRA_DERIVED_FIELDS
 from registry import selectors
 from registry.api.base import RegistrySerializer
 from registry.models import Procedure
@@ -34,12 +35,7 @@ class AdverseEventSerializer(RegistrySerializer):
             "category",
             "term",
             "meddra_code",
-            "meddra_version",
-            "meddra_llt_name",
-            "meddra_pt_code",
-            "meddra_pt_name",
-            "meddra_soc_code",
-            "meddra_soc_name",
+            *MEDDRA_DERIVED_FIELDS,
             "onset_on",
             "onset_estimated",
             "recorded_at",
@@ -67,12 +63,7 @@ class AdverseEventSerializer(RegistrySerializer):
         read_only_fields = (
             "id",
             # Derived by coding from meddra_code (the LLT) in the newest loaded MedDRA version.
-            "meddra_version",
-            "meddra_llt_name",
-            "meddra_pt_code",
-            "meddra_pt_name",
-            "meddra_soc_code",
-            "meddra_soc_name",
+            *MEDDRA_DERIVED_FIELDS,
             "recorded_at",
             "retracted",
             "retracted_at",

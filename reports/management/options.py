@@ -16,7 +16,7 @@ from core.text import spreadsheet_cell
 from registry.selectors import ALL, clinic_scope
 from reports.choices import CIMethod, Unit, WindowsMode
 from reports.engine import IncidenceParams
-from reports.outcomes import current_windows
+from reports.services import incidence_params
 
 
 def split_list(value: str) -> list[str]:
@@ -75,16 +75,18 @@ def build_params(
             raise CommandError(f"User {options['user']!r} may see no clinic.")
         clinic_ids = None if scope is ALL else scope
     try:
-        return IncidenceParams.build(
+        # The parameters a stored run would be given (reports.services): one home for windows and unit.
+        params, _definitions = incidence_params(
             cutoff_on=cutoff,
             strata=strata,
             outcomes=outcomes or None,
             ci_method=ci_method,
             onset_window_days=options["window"],
             clinic_ids=clinic_ids,
-            windows=current_windows() if options["windows"] == WindowsMode.REGISTRY else None,
+            windows_mode=options["windows"],
             unit=options["unit"],
         )
+        return params
     except ValidationError as exc:
         raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
 
