@@ -61,10 +61,16 @@ INSTALLED_APPS = [
     "meddra",
     "registry",
     "events",
+    # Issue 12: patient links and diaries (below intake and reports: the report reads the diaries).
+    "patients",
     "intake",
     "reports",
     # Issue 11: the nightly signal screen and product-lot cluster alerts (a floor above reports).
     "signals",
+    # Issue 10: expedited-report rules and clocks, submissions, CIOMS I forms.
+    "safety",
+    # Issue 12: publications and the public comparison pages (the top floor).
+    "public",
 ]
 
 MIDDLEWARE = [
@@ -77,6 +83,8 @@ MIDDLEWARE = [
     # path, query, headers or a form body, and for junk admin action ids; 503 + Retry-After while the
     # database is unavailable.
     "core.middleware.RequestGuardMiddleware",
+    # Issue 12: the public pages, the same for everyone, stay cacheable by shared caches (no Vary: Cookie).
+    "core.middleware.CookieIndependentMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,6 +143,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# Issue 12: the patients' pages speak English and Spanish (the clinic's country picks the default).
+LANGUAGES = [("en-gb", "English"), ("en", "English"), ("es", "Español")]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -264,6 +274,8 @@ SPECTACULAR_SETTINGS = {
         "ErrorCode404Enum": f"{_ERR}.ErrorCode404Enum.choices",
         "ErrorCode405Enum": f"{_ERR}.ErrorCode405Enum.choices",
         "ErrorCode406Enum": f"{_ERR}.ErrorCode406Enum.choices",
+        # Issue 10: the event's outcome and a follow-up's change of it are one enum, not two.
+        "AdverseEventOutcomeEnum": "events.choices.Outcome",
         "ErrorCode415Enum": f"{_ERR}.ErrorCode415Enum.choices",
         "ErrorCode429Enum": f"{_ERR}.ErrorCode429Enum.choices",
         "ErrorCode500Enum": f"{_ERR}.ErrorCode500Enum.choices",
@@ -326,6 +338,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     "signals-nightly-run": {
         "task": "signals.nightly_run",
         "schedule": crontab(hour=3, minute=15),
+    },
+    # Issue 10: every 15 minutes, the expedited-report clocks: reminders 2 days before a due date (each
+    # sent once, claimed with a conditional UPDATE) and the overdue mark. A late sweep is dropped.
+    "safety-due-report-reminders": {
+        "task": "safety.send_due_report_reminders",
+        "schedule": 15 * 60.0,
+        "options": {"expires": 14 * 60},
     },
 }
 

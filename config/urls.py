@@ -20,4 +20,7 @@ urlpatterns = [
         name="api-auth-login",
     ),
     path("api-auth/", include("rest_framework.urls")),  # logout for the browsable API
+    # Issue 12: the patient's own pages (a signed link, no account) and the public comparison (no login).
+    path("p/", include("patients.urls")),
+    path("public/", include("public.urls")),
 ]

@@ -198,3 +198,32 @@ class RequestGuardMiddleware:
             log_database_unavailable(request, response, exception)
             return response
         return None
+
+
+class CookieIndependentMiddleware:
+    """Keep the responses a view marks ``cookie_independent`` (the public pages, issue 12) shareable.
+
+    The session middleware adds Vary: Cookie whenever anything read the session (the audit
+    middleware reads request.user on every request), which makes shared caches keep one copy per
+    visitor; and it re-sends a logged-in user's session cookie on every response
+    (SESSION_SAVE_EVERY_REQUEST). A page that is the same for everyone drops both: a shared cache
+    must never store, and hand out, somebody's session or CSRF cookie. Listed above
+    SessionMiddleware, so it sees the response after it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not getattr(response, "cookie_independent", False):
+            return response
+        for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+            response.cookies.pop(name, None)
+        if response.has_header("Vary"):
+            kept = [v.strip() for v in response["Vary"].split(",") if v.strip() and v.strip().lower() != "cookie"]
+            if kept:
+                response["Vary"] = ", ".join(kept)
+            else:
+                del response["Vary"]
+        return response

@@ -10,7 +10,10 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from events import services
+from events.admin_case import CaseLifecycleAdminMixin
+from events.admin_case_lists import FollowUpReportAdmin, MedicalReviewAdmin
 from events.admin_inlines import MEDDRA_TERMS_URL_NAME, AdverseEventForm, MeddraCodingAdminMixin
+from events.admin_reference import ReferenceSafetyInformationAdmin
 from events.models import AdverseEvent
 from events.selectors import adverse_events_for_user
 from meddra import selectors as meddra_selectors
@@ -19,13 +22,18 @@ from registry.admin_base import RetractionAdminMixin, RetractionForm, ScopedAdmi
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(MeddraCodingAdminMixin, RetractionAdminMixin, ScopedAdmin):
+class AdverseEventAdmin(CaseLifecycleAdminMixin, MeddraCodingAdminMixin, RetractionAdminMixin, ScopedAdmin):
     retract_service = staticmethod(services.adverse_event_retract)
     restore_service = staticmethod(services.adverse_event_restore)
     selector = staticmethod(adverse_events_for_user)
     save_service = staticmethod(services.adverse_event_save)
     check_service = staticmethod(services.adverse_event_check)
     service_kwarg = "event"
+    # The retractable change form plus the case's timeline and its follow-up and review buttons.
+    change_form_template = "admin/events/adverseevent/case_change_form.html"
+
+    class Media:
+        css = {"all": ["events/case_timeline.css"]}
 
     def frozen(self, obj) -> bool:
         # An event under a retracted procedure or patient is frozen with it (read-only, no retract button).
@@ -39,7 +47,9 @@ class AdverseEventAdmin(MeddraCodingAdminMixin, RetractionAdminMixin, ScopedAdmi
         "grade",
         "serious",
         "onset_on",
+        "aware_on",
         "outcome",
+        "case_status",
         "site",
         "cell_type",
         "clinic",
@@ -53,6 +63,7 @@ class AdverseEventAdmin(MeddraCodingAdminMixin, RetractionAdminMixin, ScopedAdmi
         "grade",
         "serious",
         "outcome",
+        "case_status",
         "onset_on",  # RetractionAdminMixin adds the retracted filter (active rows by default)
     )
     search_fields = (
@@ -84,6 +95,17 @@ class AdverseEventAdmin(MeddraCodingAdminMixin, RetractionAdminMixin, ScopedAdmi
                     "grade",
                     "recorded_at",
                 )
+            },
+        ),
+        (
+            "Case",
+            {
+                "fields": (
+                    ("aware_on", "case_status"),
+                    ("reporter_type", "communicable_disease"),
+                    "narrative",
+                ),
+                "description": "Awareness starts the reporting clocks; follow-ups are added from the button above.",
             },
         ),
         (
@@ -183,3 +205,7 @@ class AdverseEventAdmin(MeddraCodingAdminMixin, RetractionAdminMixin, ScopedAdmi
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/events/retract_confirmation.html", context)
+
+
+# Registered by their modules (imported here, as Django's autodiscovery imports only events.admin).
+CASE_ADMINS = (FollowUpReportAdmin, MedicalReviewAdmin, ReferenceSafetyInformationAdmin)

@@ -84,6 +84,11 @@ class MeddraCodingAdminMixin:
         )
 
 
+# Issue 10's case fields: a form that leaves them out (an older client, a script) keeps the stored value,
+# or the model's default for a new event (aware today, open, reported by a clinician).
+CASE_FIELDS_WITH_DEFAULTS = ("aware_on", "case_status", "reporter_type")
+
+
 class AdverseEventForm(forms.ModelForm):
     """Refuses edits of a retracted event: it is kept exactly as it was for the audit."""
 
@@ -97,6 +102,11 @@ class AdverseEventForm(forms.ModelForm):
             "meddra_code",
             "onset_on",
             "onset_estimated",
+            "aware_on",
+            "case_status",
+            "reporter_type",
+            "communicable_disease",
+            "narrative",
             "grade",
             "serious",
             "serious_death",
@@ -114,6 +124,26 @@ class AdverseEventForm(forms.ModelForm):
             "reporter",
         )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in CASE_FIELDS_WITH_DEFAULTS:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def _default(self, name: str):
+        if self.instance.pk:
+            return getattr(self.instance, name)
+        return AdverseEvent._meta.get_field(name).get_default()
+
+    def clean_aware_on(self):
+        return self.cleaned_data.get("aware_on") or self._default("aware_on")
+
+    def clean_case_status(self):
+        return self.cleaned_data.get("case_status") or self._default("case_status")
+
+    def clean_reporter_type(self):
+        return self.cleaned_data.get("reporter_type") or self._default("reporter_type")
+
     def clean(self):
         cleaned = super().clean()
         if self.instance.pk and self.instance.retracted_at and self.has_changed():
@@ -130,7 +160,7 @@ class AdverseEventInline(MeddraCodingAdminMixin, admin.StackedInline):
     fields = (
         ("category", "term", "meddra_code"),
         "meddra_coding",
-        ("onset_on", "onset_estimated", "grade"),
+        ("onset_on", "onset_estimated", "aware_on", "grade"),
         (
             "serious",
             "serious_death",

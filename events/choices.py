@@ -66,3 +66,34 @@ SERIOUS_CRITERIA = {
     "congenital_anomaly": "serious_congenital_anomaly",
     "medically_important": "serious_medically_important",
 }
+
+
+class CaseStatus(models.TextChoices):
+    """Issue 10: a case is open until followed up to its end."""
+
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class ReporterType(models.TextChoices):
+    """Who first reported the event (ICH E2B primary source, simplified)."""
+
+    CLINICIAN = "clinician", "Clinician / health professional"
+    PATIENT = "patient", "Patient (self-reported, confirmed by a clinician)"
+    OTHER = "other", "Other"
+
+
+# Fields a follow-up report may change on its event (issue 10), applied through events.services.
+FOLLOW_UP_FIELDS = (
+    "outcome",
+    "resolved_on",
+    "grade",
+    "serious",
+    *SERIOUS_CRITERIA.values(),
+    "causality_procedure",
+    "causality_product",
+    "expectedness",
+    "communicable_disease",
+    "action_taken",
+    "case_status",
+)

@@ -6,10 +6,12 @@ import secrets
 
 import pghistory
 import pgtrigger
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.dates import today
 from core.models import (
     CleanConstraintsMixin,
     Retractable,
@@ -25,13 +27,16 @@ from events import rules
 from events.choices import (
     SERIOUS_CRITERIA,
     ActionTaken,
+    CaseStatus,
     Category,
     Causality,
     Expectedness,
     Grade,
     Outcome,
+    ReporterType,
 )
 from events.validators import MEDDRA_CODE_PATTERN, validate_meddra_code
+from registry.choices import CellType
 from registry.models import Procedure
 
 
@@ -120,6 +125,35 @@ class AdverseEvent(VersionedModel, Retractable, CleanConstraintsMixin):
     onset_on = models.DateField("onset date")
     onset_estimated = models.BooleanField("onset date estimated", default=False)
     recorded_at = models.DateTimeField(auto_now_add=True)
+    # Issue 10: the case's life. Awareness starts the expedited-report clocks.
+    aware_on = models.DateField(
+        "awareness date",
+        default=today,
+        help_text=(
+            "When the clinic first learned of the event (defaults to today; not before onset, not in the future)."
+        ),
+    )
+    case_status = models.CharField(max_length=8, choices=CaseStatus.choices, default=CaseStatus.OPEN, db_default="open")
+    narrative = models.TextField(
+        "case narrative",
+        blank=True,
+        db_default="",
+        validators=[validate_safe_free_text],
+        help_text="What happened, in the reporter's words: presentation, course, treatment (no patient names).",
+    )
+    reporter_type = models.CharField(
+        "reported by",
+        max_length=12,
+        choices=ReporterType.choices,
+        default=ReporterType.CLINICIAN,
+        db_default="clinician",
+    )
+    communicable_disease = models.BooleanField(
+        "involves a communicable disease",
+        default=False,
+        db_default=False,
+        help_text="A communicable disease transmitted by, or involved with, the cell product (21 CFR 1271.350(a)).",
+    )
     grade = models.PositiveSmallIntegerField("CTCAE grade", choices=Grade.choices)
     # seriousness (ICH E2B)
     serious = models.BooleanField(default=False)
@@ -195,6 +229,10 @@ class AdverseEvent(VersionedModel, Retractable, CleanConstraintsMixin):
                 condition=Q(resolved_on__isnull=True) | Q(resolved_on__gte=models.F("onset_on")),
                 name="ae_resolved_not_before_onset",
             ),
+            # Issue 10: nobody learns of an event before it starts (the future: events.rules, per request).
+            models.CheckConstraint(condition=Q(aware_on__gte=models.F("onset_on")), name=rules.AWARE_BEFORE_ONSET.code),
+            models.CheckConstraint(condition=in_choices("case_status", CaseStatus), name="ae_case_status_valid"),
+            models.CheckConstraint(condition=in_choices("reporter_type", ReporterType), name="ae_reporter_type_valid"),
             models.CheckConstraint(
                 condition=~Q(outcome__in=list(rules.RECOVERED)) | Q(resolved_on__isnull=False),
                 name=rules.RECOVERED_NEEDS_RESOLUTION.code,
@@ -277,3 +315,191 @@ class AdverseEvent(VersionedModel, Retractable, CleanConstraintsMixin):
         errors = rules.adverse_event_errors(self)
         if errors:
             raise ValidationError(errors)
+
+
+# --- Issue 10: the case's life after the initial report.
+
+
+@pghistory.track(pghistory.InsertEvent())
+class FollowUpReport(CleanConstraintsMixin, models.Model):
+    """A dated follow-up on an event: a narrative and the changes it brought (append-only).
+
+    ``changes`` is {field: [old, new]} for the event fields (events.choices.FOLLOW_UP_FIELDS) the
+    follow-up changed, applied to the event through events.services in the same transaction.
+    """
+
+    event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="follow_ups")
+    number = models.PositiveSmallIntegerField(help_text="1 for the first follow-up of the event, then 2, 3...")
+    received_on = models.DateField(
+        "information received on", help_text="When the clinic learned what this follow-up reports (its awareness date)."
+    )
+    narrative = models.TextField(validators=[validate_safe_free_text])
+    changes = models.JSONField(default=dict, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "number"], name="followup_unique_number"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="followup_number_positive"),
+            models.CheckConstraint(condition=~Q(narrative=""), name=rules.FOLLOW_UP_NARRATIVE.code),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="followup_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            # Backstop of rules.follow_up_errors() (events.services checks first, field by field).
+            pgtrigger.Trigger(
+                name="followup_matches_event",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func=f"""
+                DECLARE aware date; retracted timestamptz;
+                BEGIN
+                SELECT aware_on, retracted_at INTO aware, retracted FROM events_adverseevent WHERE id = NEW.event_id;
+                IF retracted IS NOT NULL THEN
+                    {trigger_raise(rules.FOLLOW_UP_ON_RETRACTED)}
+                END IF;
+                IF NEW.received_on < aware THEN
+                    {trigger_raise(rules.FOLLOW_UP_RECEIVED_BEFORE_AWARENESS)}
+                END IF;
+                RETURN NEW;
+                END;
+                """,  # noqa: S608 - the rule catalogue's constants
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Follow-up {self.number} of {self.event_id} ({self.received_on})"
+
+    def clean(self):
+        # Own fields and the event's awareness date; events.services applies the changes to the event.
+        event = self.event if self.event_id else None
+        errors = rules.follow_up_errors(
+            received_on=self.received_on, narrative=self.narrative, aware_on=getattr(event, "aware_on", None)
+        )
+        if errors:
+            raise ValidationError(errors)
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent())
+class ReferenceSafetyInformation(models.Model):
+    """An expected event in the registry's reference safety information (issue 10).
+
+    Per cell type (blank: every cell type), a category (blank: judged by the MedDRA preferred term)
+    and/or a MedDRA preferred term. An event matching an active entry is expected; retired entries
+    are kept (retired_on) so an old review can be read against the list as it stood.
+    """
+
+    cell_type = models.CharField(max_length=24, choices=CellType.choices, blank=True)
+    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    meddra_pt_code = models.CharField("MedDRA preferred term code", max_length=8, blank=True)
+    term = models.CharField(
+        "expected term", max_length=200, validators=[validate_safe_free_text], help_text="As the reviewer reads it."
+    )
+    source = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_safe_free_text],
+        help_text="Where the expectation comes from (e.g. the patient guide, a product's labelling).",
+    )
+    added_on = models.DateField(default=today)
+    retired_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "reference safety information entry"
+        verbose_name_plural = "reference safety information"
+        ordering = ["cell_type", "category", "term"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(category="", meddra_pt_code=""), name="rsi_category_or_pt"),
+            models.CheckConstraint(condition=in_choices("category", Category, blank=True), name="rsi_category_valid"),
+            models.CheckConstraint(condition=in_choices("cell_type", CellType, blank=True), name="rsi_cell_type_valid"),
+            models.CheckConstraint(
+                condition=Q(retired_on__isnull=True) | Q(retired_on__gte=models.F("added_on")),
+                name="rsi_retired_after_added",
+            ),
+        ]
+        triggers = [pgtrigger.Protect(name="rsi_never_deleted", operation=pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.term} ({self.get_cell_type_display() or 'every cell type'})"
+
+
+@pghistory.track(pghistory.InsertEvent())
+class MedicalReview(CleanConstraintsMixin, models.Model):
+    """A safety reviewer's assessment of an event (append-only; the latest one is current).
+
+    The site's own seriousness, causality and expectedness stay on the event: a disagreement is
+    kept, not overwritten.
+    """
+
+    event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewed_at = models.DateTimeField(auto_now_add=True)
+    serious = models.BooleanField()
+    serious_death = models.BooleanField("results in death", default=False)
+    serious_life_threatening = models.BooleanField("life-threatening", default=False)
+    serious_hospitalisation = models.BooleanField("requires or prolongs hospitalisation", default=False)
+    serious_disability = models.BooleanField("persistent disability / incapacity", default=False)
+    serious_congenital_anomaly = models.BooleanField("congenital anomaly / birth defect", default=False)
+    serious_medically_important = models.BooleanField("other medically important condition", default=False)
+    causality_procedure = models.CharField("causality to the procedure", max_length=16, choices=Causality.choices)
+    causality_product = models.CharField("causality to the cell product", max_length=16, choices=Causality.choices)
+    expectedness = models.CharField(max_length=12, choices=Expectedness.choices)
+    expectedness_basis = models.ForeignKey(
+        ReferenceSafetyInformation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The reference safety information entry that makes the event expected, if any.",
+    )
+    comment = models.TextField(blank=True, validators=[validate_safe_free_text])
+
+    class Meta:
+        ordering = ["event_id", "-reviewed_at", "-id"]
+        get_latest_by = ["reviewed_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=in_choices("causality_procedure", Causality), name="review_causality_procedure_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_choices("causality_product", Causality), name="review_causality_product_valid"
+            ),
+            models.CheckConstraint(
+                condition=in_choices("expectedness", Expectedness), name="review_expectedness_valid"
+            ),
+            models.CheckConstraint(condition=Q(serious=False) | _ANY_CRITERION, name="review_serious_needs_criterion"),
+            models.CheckConstraint(condition=Q(serious=True) | ~_ANY_CRITERION, name="review_criterion_needs_serious"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="review_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="review_not_on_retracted_event",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func=f"""
+                BEGIN
+                IF EXISTS (SELECT FROM events_adverseevent WHERE id = NEW.event_id AND retracted_at IS NOT NULL) THEN
+                    {trigger_raise(rules.FOLLOW_UP_ON_RETRACTED)}
+                END IF;
+                RETURN NEW;
+                END;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        when = f"{self.reviewed_at:%Y-%m-%d}" if self.reviewed_at else "unsaved"
+        return f"Review of {self.event_id} by {self.reviewer_id} ({when})"
+
+    def clean(self):
+        errors = rules.medical_review_errors(self)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def criteria(self) -> list[str]:
+        """Return the seriousness criteria (import codes) this review names."""
+        return [code for code, field in SERIOUS_CRITERIA.items() if getattr(self, field)]

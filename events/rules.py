@@ -46,6 +46,11 @@ GRADE_5_NEEDS_FATAL = rule("ae_grade5_is_fatal", "grade", "CTCAE grade 5 (death)
 DEATH_NEEDS_FATAL = rule(
     "ae_death_criterion_is_fatal", "outcome", "The 'results in death' criterion requires the outcome 'fatal'."
 )
+# Issue 10: awareness starts the expedited-report clocks (CheckConstraint ae_aware_not_before_onset).
+AWARE_BEFORE_ONSET = rule(
+    "ae_aware_not_before_onset", "aware_on", "The awareness date cannot be before the onset date."
+)
+AWARE_FUTURE = rule("ae_aware_not_in_future", "aware_on", "The awareness date cannot be in the future.")
 
 # --- against the procedure and the patient (triggers raising the same code) --------------------
 ONSET_BEFORE_PROCEDURE = rule(
@@ -106,6 +111,12 @@ def adverse_event_errors(ae) -> dict[str, str]:
             add(errors, NOT_RECOVERED_UNRESOLVED)
     elif ae.outcome in RECOVERED:
         add(errors, RECOVERED_NEEDS_RESOLUTION)
+    aware_on = getattr(ae, "aware_on", None)
+    if aware_on is not None:
+        if aware_on > today():
+            add(errors, AWARE_FUTURE)
+        elif ae.onset_on is not None and aware_on < ae.onset_on:
+            add(errors, AWARE_BEFORE_ONSET)
     any_criterion = any(getattr(ae, f) for f in SERIOUS_CRITERIA.values())
     if ae.serious and not any_criterion:
         add(errors, SERIOUS_WITHOUT_CRITERION)
@@ -179,4 +190,60 @@ def adverse_event_across_errors(
         add(errors, FATAL_NEEDS_DEATH_DATE)
     if was_only_unexplained_fatal and (ae.outcome != Outcome.FATAL or ae.retracted_at is not None):
         add(errors, LAST_FATAL_EXPLAINS_DEATH)
+    return errors
+
+
+# --- Issue 10: follow-up reports and medical reviews -------------------------------------------
+FOLLOW_UP_RECEIVED_BEFORE_AWARENESS = rule(
+    "followup_received_not_before_awareness",
+    "received_on",
+    "A follow-up cannot be received before the clinic became aware of the event.",
+    "aware on {date}",
+)
+FOLLOW_UP_RECEIVED_FUTURE = rule(
+    "followup_received_not_in_future", "received_on", "The date a follow-up was received cannot be in the future."
+)
+FOLLOW_UP_NARRATIVE = rule(
+    "followup_needs_narrative",
+    "narrative",
+    "A follow-up needs a narrative: what was learned, even when it changes nothing on the event.",
+)
+FOLLOW_UP_FIELD_NOT_CHANGEABLE = rule(
+    "followup_changes_known_fields",
+    "changes",
+    "A follow-up cannot change these fields.",
+    "{fields}",
+)
+FOLLOW_UP_ON_RETRACTED = rule(
+    "followup_not_on_retracted_event", "event", "A retracted event takes no follow-up reports or reviews."
+)
+REVIEW_SERIOUS_WITHOUT_CRITERION = rule(
+    "review_serious_needs_criterion", "serious", "A serious assessment needs at least one seriousness criterion."
+)
+REVIEW_CRITERION_WITHOUT_SERIOUS = rule(
+    "review_criterion_needs_serious", "serious", "An assessment naming a seriousness criterion must be serious."
+)
+
+
+def follow_up_errors(*, received_on: dt.date | None, narrative: str, aware_on: dt.date | None) -> dict[str, str]:
+    """Return {field: message} for a follow-up report's own fields held against its event's awareness date."""
+    errors: dict[str, str] = {}
+    if received_on is not None:
+        if received_on > today():
+            add(errors, FOLLOW_UP_RECEIVED_FUTURE)
+        elif aware_on is not None and received_on < aware_on:
+            add(errors, FOLLOW_UP_RECEIVED_BEFORE_AWARENESS, date=aware_on)
+    if not (narrative or "").strip():
+        add(errors, FOLLOW_UP_NARRATIVE)
+    return errors
+
+
+def medical_review_errors(review) -> dict[str, str]:
+    """Return {field: message} for a medical review's own fields (its seriousness against its criteria)."""
+    errors: dict[str, str] = {}
+    any_criterion = any(getattr(review, f) for f in SERIOUS_CRITERIA.values())
+    if review.serious and not any_criterion:
+        add(errors, REVIEW_SERIOUS_WITHOUT_CRITERION)
+    elif any_criterion and not review.serious:
+        add(errors, REVIEW_CRITERION_WITHOUT_SERIOUS)
     return errors

@@ -1,11 +1,16 @@
-"""Read paths for adverse events, limited by registry.selectors."""
+"""Read paths for adverse events, their follow-ups and reviews, limited by registry.selectors."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
 
-from events.models import AdverseEvent
+from core.dates import today
+from events.models import AdverseEvent, FollowUpReport, MedicalReview, ReferenceSafetyInformation
+from registry import selectors as registry_selectors
 from registry.selectors import limit_to_user_clinics
+
+# The attribute with_reviews() fills: the event's reviews, newest first.
+REVIEWS_ATTR = "reviews_newest_first"
 
 
 def adverse_events_for_user(user) -> QuerySet[AdverseEvent]:
@@ -14,4 +19,75 @@ def adverse_events_for_user(user) -> QuerySet[AdverseEvent]:
         AdverseEvent.objects.select_related("procedure__clinic", "procedure__patient"),
         user,
         "procedure__clinic_id",
+    )
+
+
+def follow_ups_for_user(user) -> QuerySet[FollowUpReport]:
+    """Return the follow-up reports of the events ``user`` may see, by event and number."""
+    return limit_to_user_clinics(
+        FollowUpReport.objects.select_related("event__procedure__clinic", "created_by").order_by("event_id", "number"),
+        user,
+        "event__procedure__clinic_id",
+    )
+
+
+def reviews_for_user(user) -> QuerySet[MedicalReview]:
+    """Return the medical reviews of the events ``user`` may see, newest first per event."""
+    return limit_to_user_clinics(
+        MedicalReview.objects.select_related("event__procedure__clinic", "reviewer", "expectedness_basis"),
+        user,
+        "event__procedure__clinic_id",
+    )
+
+
+def may_record_review(user) -> bool:
+    """Return True when ``user`` may record a medical review: a safety reviewer or a registry administrator."""
+    return registry_selectors.is_safety_reviewer(user) or registry_selectors.is_registry_admin(user)
+
+
+def with_reviews(events: QuerySet[AdverseEvent]) -> QuerySet[AdverseEvent]:
+    """Return ``events`` with their reviews prefetched, newest first (latest_review() then spends no query)."""
+    newest_first = MedicalReview.objects.select_related("reviewer").order_by("-reviewed_at", "-id")
+    return events.prefetch_related(Prefetch("reviews", queryset=newest_first, to_attr=REVIEWS_ATTR))
+
+
+def latest_review(event: AdverseEvent) -> MedicalReview | None:
+    """Return the event's current medical review (the latest), or None when it has not been reviewed."""
+    prefetched = getattr(event, REVIEWS_ATTR, None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    if event.pk is None:
+        return None
+    return MedicalReview.objects.select_related("reviewer").filter(event=event).order_by("-reviewed_at", "-id").first()
+
+
+def active_reference_safety_information(on=None) -> QuerySet[ReferenceSafetyInformation]:
+    """Return the reference safety information entries in force on ``on`` (today by default)."""
+    on = on or today()
+    return ReferenceSafetyInformation.objects.filter(added_on__lte=on).filter(
+        Q(retired_on__isnull=True) | Q(retired_on__gt=on)
+    )
+
+
+def expected_by_rsi(event: AdverseEvent) -> ReferenceSafetyInformation | None:
+    """Return the active reference safety information entry that makes ``event`` expected, or None.
+
+    An entry matches when its cell type is blank or the procedure's, and its MedDRA preferred term
+    is the event's when it names one (else its category is the event's). The most specific entry
+    wins: one naming a preferred term over one naming a category, one naming the cell type over
+    one for every cell type.
+    """
+    cell_type = event.procedure.cell_type
+    by_term = Q(meddra_pt_code=event.meddra_pt_code) if event.meddra_pt_code else Q(pk__in=[])
+    by_category = Q(meddra_pt_code="", category=event.category)
+    return (
+        active_reference_safety_information()
+        .filter(Q(cell_type="") | Q(cell_type=cell_type))
+        .filter(by_term | by_category)
+        .annotate(
+            specificity=Case(When(~Q(meddra_pt_code=""), then=Value(0)), default=Value(1), output_field=IntegerField()),
+            generality=Case(When(cell_type="", then=Value(1)), default=Value(0), output_field=IntegerField()),
+        )
+        .order_by("specificity", "generality", "id")
+        .first()
     )

@@ -20,11 +20,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.urls import reverse
 
 from core import dates
+from events import selectors as event_selectors
 from events import services as event_services
 from events.choices import SERIOUS_CRITERIA, Category, Outcome
 from events.models import AdverseEvent
+from patients import services as patient_services
 from registry import services
 from registry.choices import (
     ALLOGENEIC_ONLY_CELL_TYPES,
@@ -38,6 +41,9 @@ from registry.choices import (
     Target,
 )
 from registry.models import Clinic, Membership, Patient, Procedure
+from safety import services as safety_services
+from safety.choices import DueReportStatus
+from safety.models import DueReport
 
 SEED = 20240611
 DEFAULT_PATIENTS = 360
@@ -78,7 +84,17 @@ USERS = (
     ("clinician_berlin", Role.CLINICIAN, "DE-BER-01"),
     ("coordinator_madrid", Role.COORDINATOR, "ES-MAD-01"),
     ("registry_admin", Role.REGISTRY_ADMIN, None),
+    ("safety_reviewer", Role.SAFETY_REVIEWER, None),
 )
+# Issue 10/12: who gets the due-report and red-flag emails, and the number patients are told to call.
+DEMO_EMAIL_DOMAIN = "demo.example.org"
+PHONES = {
+    "ES-MAD-01": "+34 910 000 101",
+    "DE-BER-01": "+49 30 0000 0101",
+    "US-HOU-01": "+1 713 555 0101",
+    "MX-TIJ-01": "+52 664 000 0101",
+    "KR-SEL-01": "+82 2 0000 0101",
+}
 
 SEXES = {Sex.FEMALE: 54, Sex.MALE: 44, Sex.OTHER: 1, Sex.UNKNOWN: 1}
 SITES = {Site.KNEE: 45, Site.HIP: 15, Site.SHOULDER: 14, Site.SPINE: 10, Site.ANKLE: 6, Site.ELBOW: 4,
@@ -173,6 +189,10 @@ TEMPLATES = {
         ("Vasovagal syncope", "Harvest-site pain", "Harvest-site haematoma"),
         (0, 1), {1: 85, 2: 15}, (0, 7), ("certain", "probable"), ("unlikely",), True, {"none": 70, "medication": 30}),
 }  # fmt: skip
+FOLLOW_UP_NARRATIVES = {
+    True: "Follow-up call: the patient reports the event has ended; no further treatment. Case closed.",
+    False: "Follow-up call: symptoms persist; the patient is still under the clinic's care.",
+}
 UNRELATED_DEATHS = ("Myocardial infarction", "Ischaemic stroke", "Sudden cardiac death", "Road traffic accident")
 RETRACTIONS = (
     ("Injection site pain", "Duplicate: the same reaction was reported at the day-2 call and at the week-1 visit."),
@@ -188,6 +208,7 @@ class DemoSummary:
 
     created: Counter = field(default_factory=Counter)
     credentials: list[tuple[str, str, str, bool]] = field(default_factory=list)  # user, role, clinic, new
+    patient_link: str = ""  # the path of a patient link issued by this load (its token is shown once)
 
     @property
     def nothing_created(self) -> bool:
@@ -219,7 +240,8 @@ def demo_clinics_ensure(*, today: dt.date, summary: DemoSummary) -> dict[str, Cl
             continue
         expires = _day(today, spec.accreditation_days) if spec.accreditation_days is not None else None
         clinic = Clinic(code=spec.code, name=spec.name, country=spec.country, city=spec.city, gmp_certified=spec.gmp,
-                        accreditation_body=spec.accreditation_body, accreditation_expires_on=expires)  # fmt: skip
+                        accreditation_body=spec.accreditation_body, accreditation_expires_on=expires,
+                        phone=PHONES[spec.code])  # fmt: skip
         clinics[spec.code] = services.clinic_save(actor=None, clinic=clinic)
         summary.created["clinics"] += 1
     return clinics
@@ -236,7 +258,7 @@ def demo_users_ensure(*, clinics: dict[str, Clinic], summary: DemoSummary) -> di
         user = User.objects.filter(username=username).first()
         is_new = user is None
         if is_new:
-            user = User(username=username)
+            user = User(username=username, email=f"{username}@{DEMO_EMAIL_DOMAIN}")
             validate_password(DEMO_PASSWORD, user)
             user.set_password(DEMO_PASSWORD)
             user.save()
@@ -364,12 +386,16 @@ def _event(rng: random.Random, *, procedure: Procedure, category: str, observed_
         outcome = Outcome.RECOVERING if recent else (Outcome.NOT_RECOVERED if t.resolve is None else Outcome.UNKNOWN)
     if grade >= 3 and action == "none":
         action = "hospitalisation"
+    bits = rng.getrandbits(48)
     return AdverseEvent(
-        external_id=f"AE-{rng.getrandbits(48):012X}",
+        external_id=f"AE-{bits:012X}",
         procedure=procedure,
         category=category,
         term=term,
         onset_on=onset,
+        # Issue 10: the clinic hears of it the same day or up to 3 days later (from the id's bits: the
+        # demo's random stream, and so its registry, stays as it was).
+        aware_on=min(_day(onset, bits % 4), observed_until),
         onset_estimated=t.onset[1] > 60,  # late findings are dated to the imaging or visit that found them
         grade=grade,
         **_seriousness(category, grade),
@@ -400,6 +426,7 @@ def _fatal_event(rng: random.Random, *, procedure: Procedure, death_date: dt.dat
         outcome=Outcome.FATAL,
         action_taken="hospitalisation",
         reporter="treating clinician",
+        aware_on=death_date,
     )
 
 
@@ -482,6 +509,83 @@ def demo_patient_create(
     return patient
 
 
+def demo_cases_follow_up(*, seed: int, today: dt.date, users: dict, summary: DemoSummary) -> None:
+    """Follow up and review the demo's serious cases (issue 10), as a clinic and the safety reviewer would.
+
+    Each serious case gets a follow-up call a few days after awareness (closing it when resolved)
+    and a medical review: the reviewer shares the site's seriousness, calls "unassessable" causality
+    possible, and judges expectedness against the reference safety information, so some cases become
+    reportable on the day of the review.
+    """
+    rng = random.Random(f"{seed}:case-management")
+    serious = AdverseEvent.objects.active().filter(serious=True).select_related("procedure").order_by("id")
+    for event in serious:
+        received_on = min(_day(event.aware_on, rng.randint(3, 21)), today, dates.today())
+        resolved = event.outcome in (Outcome.RECOVERED, Outcome.RECOVERED_WITH_SEQUELAE, Outcome.FATAL)
+        event_services.follow_up_report_create(
+            actor=users["registry_admin"],
+            event=event,
+            received_on=received_on,
+            narrative=FOLLOW_UP_NARRATIVES[resolved],
+            changes={"case_status": "closed"} if resolved else {},
+        )
+        event.refresh_from_db()
+
+        def assessed(value: str) -> str:
+            return "possible" if value in ("", "unassessable") else value
+
+        event_services.medical_review_record(
+            actor=users["safety_reviewer"],
+            event=event,
+            serious=True,
+            **{name: getattr(event, name) for name in SERIOUS_CRITERIA.values()},
+            causality_procedure=assessed(event.causality_procedure),
+            causality_product=assessed(event.causality_product),
+            expectedness="expected" if event_selectors.expected_by_rsi(event) else "unexpected",
+            comment="Reviewed against the reference safety information (demo).",
+        )
+        summary.created["follow_ups"] += 1
+        summary.created["medical_reviews"] += 1
+
+
+def demo_submissions_record(*, seed: int, today: dt.date, actor, summary: DemoSummary) -> None:
+    """Record submissions of the expedited reports the demo's cases made due (issue 10).
+
+    Most go in within their clock, about one in six a few days late; reports whose clock is still
+    running are left open (the "reports due" page shows them), as are a few overdue ones.
+    """
+    rng = random.Random(f"{seed}:submissions")
+    for due in DueReport.objects.filter(status=DueReportStatus.OPEN).select_related("rule").order_by("id"):
+        clock = (due.due_on - due.clock_start).days
+        roll = rng.random()
+        if roll < 0.05:
+            continue  # never submitted: overdue on the page
+        days = rng.randint(clock + 1, clock + 10) if roll < 0.2 else rng.randint(1, clock)
+        submitted_on = _day(due.clock_start, days)
+        if submitted_on > min(today, dates.today()):
+            continue
+        reference = f"{due.rule.code.upper()}-{rng.getrandbits(32):08X}"
+        safety_services.submission_record(
+            actor=actor, due_report=due, submitted_on=submitted_on, reference_number=reference
+        )
+        summary.created["expedited_reports_submitted"] += 1
+    summary.created["expedited_reports_open"] = DueReport.objects.filter(status=DueReportStatus.OPEN).count()
+
+
+def demo_patient_link_issue(*, actor, today: dt.date) -> str:
+    """Return the path of a patient link to the Madrid clinic's latest procedure (issue 12)."""
+    procedure = (
+        Procedure.objects.filter(clinic__code="ES-MAD-01", retracted_at__isnull=True)
+        .filter(patient__retracted_at__isnull=True, performed_on__lte=today)
+        .order_by("-performed_on", "-id")
+        .first()
+    )
+    if procedure is None:
+        return ""
+    _link, token = patient_services.patient_link_issue(actor=actor, procedure=procedure)
+    return reverse("patients:home", args=[token])
+
+
 def load_demo_data(*, seed: int = SEED, patients: int = DEFAULT_PATIENTS, today: dt.date | None = None) -> DemoSummary:
     """Return what loading the demo registry created; rows already there are left alone.
 
@@ -512,6 +616,10 @@ def load_demo_data(*, seed: int = SEED, patients: int = DEFAULT_PATIENTS, today:
                     retractor=users["registry_admin"],
                     summary=summary,
                 )
+        if summary.created["patients"]:
+            demo_cases_follow_up(seed=seed, today=today, users=users, summary=summary)
+            demo_submissions_record(seed=seed, today=today, actor=users["registry_admin"], summary=summary)
+            summary.patient_link = demo_patient_link_issue(actor=users["coordinator_madrid"], today=today)
         # Each service nests its own pghistory.context, which overwrites the shared context's
         # metadata; put back the name of what actually wrote these rows.
         pghistory.models.Context.objects.filter(pk=audit.id).update(metadata={"action": "load_demo_data"})

@@ -18,5 +18,6 @@ class RegistryConfig(AppConfig):
         # Re-apply the role definition after every migrate and after test-database flushes.
         # post_migrate is sent once per app, in INSTALLED_APPS order, and each app's
         # permissions are created by its own signal: wait for the last app's, when all exist.
-        last_app = list(apps.get_app_configs())[-1]
+        # Only apps with a models module are sent the signal (an app without models is skipped).
+        last_app = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
         post_migrate.connect(_sync_roles, sender=last_app, dispatch_uid="registry_sync_roles")

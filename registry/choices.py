@@ -9,6 +9,12 @@ class Role(models.TextChoices):
     CLINICIAN = "clinician", "Clinician"
     COORDINATOR = "coordinator", "Clinic coordinator"
     REGISTRY_ADMIN = "registry_admin", "Registry administrator"
+    # Issue 10: registry-wide, reads every clinic's clinical data, writes only medical reviews.
+    SAFETY_REVIEWER = "safety_reviewer", "Safety reviewer"
+
+
+# Roles held without a clinic: they see every clinic.
+REGISTRY_WIDE_ROLES = (Role.REGISTRY_ADMIN, Role.SAFETY_REVIEWER)
 
 
 class Sex(models.TextChoices):

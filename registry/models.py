@@ -27,6 +27,7 @@ from core.text import validate_safe_free_text, validate_safe_identifier
 from registry import rules
 from registry.choices import (
     ALLOGENEIC_ONLY_CELL_TYPES,
+    REGISTRY_WIDE_ROLES,
     Carrier,
     CellSource,
     CellType,
@@ -69,6 +70,15 @@ class Clinic(CleanConstraintsMixin):
     gmp_certified = models.BooleanField("GMP certified", default=False)
     accreditation_body = models.CharField(max_length=120, blank=True, validators=[validate_safe_free_text])
     accreditation_expires_on = models.DateField(null=True, blank=True)
+    # Issue 12: the number a patient with a red flag is told to call now.
+    phone = models.CharField(
+        "clinic phone",
+        max_length=32,
+        blank=True,
+        db_default="",
+        validators=[validate_safe_free_text],
+        help_text="Shown to patients told to contact the clinic now (e.g. +34 910 000 000).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -101,7 +111,7 @@ class Membership(CleanConstraintsMixin):
         null=True,
         blank=True,
         related_name="memberships",
-        help_text="Empty only for registry administrators, who see every clinic.",
+        help_text="Empty only for the registry-wide roles (registry administrator, safety reviewer).",
     )
     role = models.CharField(max_length=20, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -110,8 +120,10 @@ class Membership(CleanConstraintsMixin):
         constraints = [
             models.UniqueConstraint(fields=["user", "clinic"], name="membership_unique_user_clinic"),
             models.CheckConstraint(
-                condition=Q(role=Role.REGISTRY_ADMIN) | Q(clinic__isnull=False),
-                name="membership_clinic_required_unless_admin",
+                condition=Q(role=Role.REGISTRY_ADMIN)
+                | Q(role=Role.SAFETY_REVIEWER, clinic__isnull=True)
+                | (~Q(role__in=REGISTRY_WIDE_ROLES) & Q(clinic__isnull=False)),
+                name="membership_clinic_only_for_clinic_roles",
             ),
             models.CheckConstraint(condition=in_choices("role", Role), name="membership_role_valid"),
         ]
@@ -121,8 +133,10 @@ class Membership(CleanConstraintsMixin):
         return f"{self.user} - {self.get_role_display()} @ {where}"
 
     def clean(self):
-        if self.role != Role.REGISTRY_ADMIN and self.clinic_id is None:
+        if self.role not in REGISTRY_WIDE_ROLES and self.clinic_id is None:
             raise ValidationError({"clinic": "A clinician or coordinator must belong to a clinic."})
+        if self.role == Role.SAFETY_REVIEWER and self.clinic_id is not None:
+            raise ValidationError({"clinic": "A safety reviewer is registry-wide: leave the clinic empty."})
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())

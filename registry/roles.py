@@ -1,4 +1,4 @@
-"""The three roles as auth groups, and the permissions each holds.
+"""The roles as auth groups, and the permissions each holds.
 
 Migration registry 0002 creates them; a post_migrate hook re-applies this definition
 after every migrate (and after test flushes), so the groups never drift from it.
@@ -11,6 +11,7 @@ ROLE_TO_GROUP = {
     "clinician": "Clinician",
     "coordinator": "Clinic coordinator",
     "registry_admin": "Registry administrator",
+    "safety_reviewer": "Safety reviewer",
 }
 
 CLINICAL = [
@@ -27,7 +28,14 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str, str]]] = {
     + [(a, app, m) for app, m in CLINICAL for a in ("view", "add", "change")],
     "Registry administrator": [(a, "registry", m) for m in ("clinic", "membership") for a in ("view", "add", "change")]
     + [(a, app, m) for app, m in CLINICAL for a in ("view", "add", "change")]
-    + [("view", "pghistory", "events"), ("view", "reports", "exportlog")],
+    + [("view", "pghistory", "events"), ("view", "reports", "exportlog")]
+    + [(a, "events", m) for m in ("referencesafetyinformation",) for a in ("view", "add", "change")]
+    + [(a, "events", "medicalreview") for a in ("view", "add")] + [("view", "events", "followupreport")],
+    # Issue 10: registry-wide and read-only on clinical data; the one thing it writes is its review.
+    "Safety reviewer": [("view", "registry", "clinic")]
+    + [("view", app, m) for app, m in CLINICAL]
+    + [("view", "events", "followupreport"), ("view", "events", "referencesafetyinformation")]
+    + [(a, "events", "medicalreview") for a in ("view", "add")],
 }
 
 

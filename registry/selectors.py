@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from core.dates import today
-from registry.choices import Role
+from registry.choices import REGISTRY_WIDE_ROLES, Role
 from registry.models import Clinic, ContactAttempt, FollowUpVisit, Membership, Patient, Procedure
 from registry.roles import ROLE_PERMISSIONS, ROLE_TO_GROUP
 
@@ -30,7 +30,7 @@ def clinic_scope(user) -> frozenset[int] | None:
     if hasattr(user, _CACHE_ATTR):
         return getattr(user, _CACHE_ATTR)
     rows = [] if user.is_superuser else list(Membership.objects.filter(user=user).values_list("role", "clinic_id"))
-    if user.is_superuser or any(role == Role.REGISTRY_ADMIN for role, _ in rows):
+    if user.is_superuser or any(role in REGISTRY_WIDE_ROLES for role, _ in rows):
         scope = ALL
     else:
         scope = frozenset(clinic_id for _, clinic_id in rows if clinic_id is not None)
@@ -59,8 +59,19 @@ def role_permissions(user) -> frozenset[str] | None:
 
 
 def is_registry_admin(user) -> bool:
-    """Return True when ``user`` sees every clinic."""
-    return clinic_scope(user) is ALL
+    """Return True when ``user`` administers the registry (a registry_admin membership, or a superuser).
+
+    A safety reviewer also sees every clinic (clinic_scope() is ALL) but is not an administrator.
+    """
+    if clinic_scope(user) is not ALL:
+        return False
+    return user.is_superuser or Role.REGISTRY_ADMIN in getattr(user, _ROLES_ATTR, ())
+
+
+def is_safety_reviewer(user) -> bool:
+    """Return True when ``user`` holds the safety reviewer role (registry-wide, read-only but for reviews)."""
+    clinic_scope(user)
+    return Role.SAFETY_REVIEWER in getattr(user, _ROLES_ATTR, ())
 
 
 def is_coordinator_of(user, clinic_id: int | None) -> bool:
@@ -68,7 +79,7 @@ def is_coordinator_of(user, clinic_id: int | None) -> bool:
 
     Coordinators, not clinicians, decide that a patient is lost to follow-up (DESIGN.md 1).
     """
-    if clinic_scope(user) is ALL:
+    if is_registry_admin(user):
         return True
     return clinic_id is not None and (Role.COORDINATOR, clinic_id) in getattr(user, _MEMBERSHIPS_ATTR, ())
 
@@ -112,9 +123,15 @@ def visits_for_user(user) -> QuerySet[FollowUpVisit]:
 
 
 def can_write_clinic(user, clinic_id: int | None) -> bool:
-    """Return True when ``user`` may write clinical data of the clinic ``clinic_id``."""
+    """Return True when ``user`` may write clinical data of the clinic ``clinic_id``.
+
+    Registry administrators write everywhere; a safety reviewer reads everywhere and writes no
+    clinical data (only medical reviews, which events.services checks on its own).
+    """
     scope = clinic_scope(user)
-    return scope is ALL or (clinic_id is not None and clinic_id in scope)
+    if scope is ALL:
+        return is_registry_admin(user)
+    return clinic_id is not None and clinic_id in scope
 
 
 def filter_overdue(queryset: QuerySet, *, overdue: bool, visit_id_field: str) -> QuerySet:

@@ -2,8 +2,8 @@
 
 Signals are registry-wide (every clinic's data screened together), so they belong to those who
 see every clinic: the registry administrators (registry.selectors.is_registry_admin: a
-registry_admin membership, or a superuser), and the safety reviewers once that role exists
-(DESIGN.md 1: registry-wide review). A clinician or coordinator sees nothing of them.
+registry_admin membership, or a superuser) and the safety reviewers (DESIGN.md 1: registry-wide
+review). A clinician or coordinator sees nothing of them.
 """
 
 from __future__ import annotations
@@ -15,21 +15,11 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from registry.choices import Role
-from registry.models import Membership
-from registry.selectors import is_registry_admin
+from registry.selectors import is_registry_admin, is_safety_reviewer
 from signals.choices import SignalRunStatus
 from signals.models import LotClusterAlert, SignalReview, SignalRow, SignalRun
 
-# DESIGN.md 1 names a safety reviewer role; until registry.choices.Role has it, the registry
-# administrators review signals and receive their emails.
-SAFETY_REVIEWER_ROLE: str | None = getattr(Role, "SAFETY_REVIEWER", None)
-
-
-def is_safety_reviewer(user) -> bool:
-    """Return True when ``user`` holds the safety reviewer role (never, while the role does not exist)."""
-    if SAFETY_REVIEWER_ROLE is None or not (user.is_authenticated and user.is_active):
-        return False
-    return Membership.objects.filter(user=user, role=SAFETY_REVIEWER_ROLE).exists()
+SAFETY_REVIEWER_ROLE = Role.SAFETY_REVIEWER
 
 
 def may_review_signals(user) -> bool:
@@ -40,14 +30,12 @@ def may_review_signals(user) -> bool:
 def signal_recipients() -> list[str]:
     """Return the addresses the news of a run goes to: the safety reviewers, else the registry administrators.
 
-    Active users with an address only. While no safety reviewer role exists (or nobody holds it)
-    the registry administrators are told: users with a registry_admin membership and superusers,
+    Active users with an address only. While nobody holds the safety reviewer role the
+    registry administrators are told: users with a registry_admin membership and superusers,
     exactly those registry.selectors.is_registry_admin says see every clinic.
     """
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
-    reviewers = (
-        users.filter(memberships__role=SAFETY_REVIEWER_ROLE) if SAFETY_REVIEWER_ROLE is not None else users.none()
-    )
+    reviewers = users.filter(memberships__role=SAFETY_REVIEWER_ROLE)
     chosen = (
         reviewers
         if reviewers.exists()

@@ -97,6 +97,12 @@ def root(db):
     return _member("root", Role.REGISTRY_ADMIN, None)
 
 
+@pytest.fixture
+def sam(db):
+    """The safety reviewer: registry-wide, reads every clinic, writes only medical reviews (issue 10)."""
+    return _member("sam", Role.SAFETY_REVIEWER, None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _fast_password_hashing():
     # PBKDF2 at full strength costs ~0.3 s a login; the tests log in hundreds of times.

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.fhir import adverse_event_resource, search_bundle
-from events.selectors import adverse_events_for_user
+from events.selectors import adverse_events_for_user, with_reviews
 from registry.api.base import RegistryModelPermissions
 
 MAX_SEARCH = 500
@@ -28,8 +28,9 @@ class _FhirView(APIView):
     renderer_classes = [FhirJSONRenderer, renderers.JSONRenderer]
 
     def get_queryset(self):
-        # Retracted events are not adverse events any more: they are not served as FHIR.
-        return adverse_events_for_user(self.request.user).filter(retracted_at__isnull=True)
+        # Retracted events are not adverse events any more: they are not served as FHIR. The reviews come
+        # along: each event's latest one gives the reviewer's causality assessments.
+        return with_reviews(adverse_events_for_user(self.request.user).filter(retracted_at__isnull=True))
 
 
 class FhirAdverseEventRead(_FhirView):

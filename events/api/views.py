@@ -7,6 +7,8 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import IsAuthenticated
 
 from events import services
+from events.api.case_serializers import FollowUpReportCreateSerializer, MedicalReviewSerializer
+from events.api.case_views import CaseLifecycleActions
 from events.api.filters import AdverseEventFilter
 from events.api.serializers import AdverseEventSerializer
 from events.selectors import adverse_events_for_user
@@ -15,8 +17,11 @@ from registry.api.serializers import RetractionSerializer
 from registry.api.views import RetractionActions, retraction_actions
 
 
-class AdverseEventViewSet(RetractionActions, ClinicalViewSet):
-    """Adverse events after a procedure. Retracted events stay listed (retracted=true) for audit."""
+class AdverseEventViewSet(CaseLifecycleActions, RetractionActions, ClinicalViewSet):
+    """Adverse events after a procedure. Retracted events stay listed (retracted=true) for audit.
+
+    Each event's follow-up reports and medical reviews: .../{id}/follow-ups/ and .../{id}/reviews/.
+    """
 
     serializer_class = AdverseEventSerializer
     filterset_class = AdverseEventFilter
@@ -28,11 +33,18 @@ class AdverseEventViewSet(RetractionActions, ClinicalViewSet):
     retract, restore = retraction_actions(AdverseEventSerializer, "event")
 
     def get_serializer_class(self):
-        return RetractionSerializer if self.action == "retract" else AdverseEventSerializer
+        return {
+            "retract": RetractionSerializer,
+            "follow_ups": FollowUpReportCreateSerializer,
+            "reviews": MedicalReviewSerializer,
+        }.get(self.action, AdverseEventSerializer)
 
     def get_permissions(self):
         if self.action == "destroy":  # answer 405 with the reason, whatever the role
             return [IsAuthenticated()]
+        case = self.case_permissions()
+        if case is not None:
+            return [IsAuthenticated(), *case]
         return super().get_permissions()
 
     @extend_schema(exclude=True)

@@ -21,7 +21,8 @@ from intake.importer import stage
 from intake.importer.check import Checker
 from intake.importer.errors import ErrorList, ImportRefused, RowError
 from intake.importer.read import SPECS, left_out, read_chunks, read_headers
-from intake.importer.write import Summary, database_refusal, timed, write_staged
+from intake.importer.write import Summary, database_refusal, timed, write_staged, written_event_ids
+from safety import services as safety_services
 
 __all__ = ["ImportRefused", "RowError", "Summary", "import_folder"]
 
@@ -76,6 +77,12 @@ def import_folder(*, folder: Path, user=None, max_errors: int | None = None) -> 
             left_out=missing,
             phases=phases,
         )
+        with timed(phases, "expedited-report rules"):
+            # Issue 10: the importer writes past events.services, so it starts the cases' clocks itself,
+            # for the events this import wrote (its statement time is their updated_at).
+            summary.cases_evaluated = safety_services.cases_evaluate(
+                event_ids=written_event_ids(cursor), actor=user, reason="changed"
+            )
         written = time.perf_counter()
     # Deferred foreign-key checks run at commit (inside an outer transaction, later).
     phases["commit"] = time.perf_counter() - written

@@ -27,6 +27,7 @@ from datetime import timedelta
 from django.db import DataError, IntegrityError
 
 from events.choices import SERIOUS_CRITERIA
+from intake.importer import stage
 from intake.importer.errors import FILES, ImportRefused, RowError
 from intake.importer.read import CLINICS, EVENTS, FOLLOW_UPS, PATIENTS, PROCEDURES
 from registry.choices import VISIT_SCHEDULE, visit_window
@@ -50,11 +51,13 @@ class Summary:
     visits_created: int = 0
     visits_rescheduled: int = 0
     phases: dict[str, float] = field(default_factory=dict)
+    cases_evaluated: int = 0  # written events held against the expedited-report rules (issue 10)
 
     def lines(self) -> list[str]:
         """Return the summary as the command prints it."""
         out = [f"{n}: {c.created} created, {c.updated} updated, {c.unchanged} unchanged" for n, c in self.files.items()]
         out.append(f"follow-up schedule: {self.visits_created} visits created, {self.visits_rescheduled} rescheduled")
+        out.append(f"expedited-report rules: {self.cases_evaluated} cases evaluated")
         return out
 
 
@@ -133,7 +136,9 @@ _TARGETS = {
         },
         {c: "''" for c in ("meddra_code", "causality_product", "expectedness", "action_taken", "reporter")}
         | {"onset_estimated": "false", "recorded_at": _NOW, "retracted_at": "NULL", "retracted_by_id": "NULL"}
-        | {"retraction_reason": "''"},
+        | {"retraction_reason": "''"}
+        # Issue 10: an imported event's clinic learned of it no later than the import (never before onset).
+        | {"aware_on": "GREATEST(s.onset_on, now()::date)"},
         where="AND t.retracted_at IS NULL",
     ),
 }
@@ -228,6 +233,19 @@ def write_staged(
     present = set(present)
     summary.files = {name: counts[name] for name in FILES if name in present}
     return summary
+
+
+def written_event_ids(cursor) -> list[int]:
+    """Return the ids of the events this import's transaction wrote (created or changed).
+
+    Both _upsert statements set updated_at = now(), the transaction's start time, so no row
+    written by anyone else (or left unchanged) matches.
+    """
+    cursor.execute(
+        f"""SELECT e.id FROM events_adverseevent AS e JOIN {stage.table(EVENTS)} AS s ON s.external_id = e.external_id
+            WHERE e.updated_at = now() AND e.retracted_at IS NULL"""  # noqa: S608 - the staging table's name
+    )
+    return [pk for (pk,) in cursor.fetchall()]
 
 
 def _plan(cursor) -> None:

@@ -26,6 +26,7 @@ from reports.documents.definitions import (
     unit_word,
 )
 from reports.documents.provider import GROUPINGS, Comparison, GroupRow, provider_comparisons
+from reports.documents.solicited import share_text, solicited_table
 from reports.models import IncidenceResult, IncidenceRun
 
 PAGE_SIZE = 50
@@ -239,4 +240,18 @@ def report_context(run: IncidenceRun, query) -> dict:
         "provider": provider_view(run, outcome=outcome, grouping=grouping),
         # Counted events by MedDRA primary SOC and PT, when events are coded (stored with the run).
         "meddra_counts": list(run.meddra_counts.order_by("position")),
+        "solicited": solicited_context(run),
+    }
+
+
+def solicited_context(run: IncidenceRun) -> dict | None:
+    """Return the solicited-reactions table (issue 12) formatted for the page, or None without diaries."""
+    table = solicited_table(run)
+    if table is None:
+        return None
+    return {
+        "table": table,
+        "days": list(range(len(table.entries))),
+        "symptoms": [(r.label, [share_text(v) for v in r.shares]) for r in table.symptoms],
+        "pain": [(r.label, [share_text(v) for v in r.shares]) for r in table.pain],
     }

@@ -30,6 +30,7 @@ from reports.documents.definitions import (
 )
 from reports.documents.page import basis_text, result_cells
 from reports.documents.provider import GROUPINGS, Comparison, GroupRow
+from reports.documents.solicited import DAYS, share_text, solicited_table
 from reports.models import IncidenceRun
 
 PAGE = landscape(A4)
@@ -195,6 +196,28 @@ def _meddra_section(run: IncidenceRun, cells: _Cells, styles, body) -> list:
     ]
 
 
+def _solicited_section(run: IncidenceRun, cells: _Cells, styles, body) -> list:
+    """Return the solicited-reactions table (issue 12; nothing when no diary is in the run's scope)."""
+    table = solicited_table(run)
+    if table is None:
+        return []
+    days = [f"day {d}" for d in DAYS]
+    lines = [[cells("diary entries", number=False), *(cells(n) for n in table.entries)]]
+    lines += [[cells(r.label, number=False), *(cells(share_text(v)) for v in r.shares)] for r in table.symptoms]
+    lines += [[cells(f"pain {r.label}", number=False), *(cells(share_text(v)) for v in r.shares)] for r in table.pain]
+    return [
+        Paragraph("Solicited reactions (patient diaries, days 0-7)", styles["Heading2"]),
+        Paragraph(
+            _text(
+                f"Patient-reported, from the diaries of {table.procedures} procedures; share of the procedures "
+                "with an entry that day. Not adverse events: only confirmed reports count."
+            ),
+            body,
+        ),
+        _table([cells.header(["symptom", *days]), *lines], [60 * mm] + [24 * mm] * len(DAYS)),
+    ]
+
+
 def build_pdf(
     run: IncidenceRun,
     *,
@@ -281,6 +304,7 @@ def build_pdf(
             [38 * mm, 45 * mm, 38 * mm, 52 * mm, 38 * mm, 56 * mm],
         ),
         *_meddra_section(run, cells, styles, body),
+        *_solicited_section(run, cells, styles, body),
         PageBreak(),
         Paragraph("Incidence by stratum", styles["Heading2"]),
         Paragraph(

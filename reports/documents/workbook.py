@@ -26,12 +26,15 @@ from core.text import starts_like_formula, strip_unsafe
 from reports.documents.definitions import definitions, listing_definition, outcome_definitions
 from reports.documents.linelisting import COLUMNS as LISTING_COLUMNS
 from reports.documents.provider import GROUPINGS, Comparison, sir_limits
+from reports.documents.solicited import DAYS, solicited_table, table_rows
 from reports.engine.providers import COLUMNS as COMPARISON_COLUMNS
 from reports.exports.deidentified import Plan
 from reports.exports.incidence_csv import header
 from reports.models import IncidenceRun
 
 MEDDRA_COLUMNS = ("soc_code", "soc_name", "pt_code", "pt_name", "events", "procedures")
+# Issue 12: entries per day, then each symptom's and pain grade's share of the day's entries (0-1).
+SOLICITED_COLUMNS = ("section", "label", *(f"day_{d}" for d in DAYS))
 PROVIDER_COLUMNS = (
     "grouping",
     # The columns of manage.py compare_providers, in its order.
@@ -155,6 +158,9 @@ def build_workbook(
     if meddra:
         # Counted events by MedDRA primary SOC and PT, when events are coded.
         _sheet(wb, "MedDRA SOC-PT", MEDDRA_COLUMNS, meddra, widths={"soc_name": 40, "pt_name": 40})
+    solicited = solicited_table(run)
+    if solicited is not None:  # issue 12: patient diaries, shares of the day's entries
+        _sheet(wb, "Solicited reactions", SOLICITED_COLUMNS, table_rows(solicited), widths={"label": 30})
     _sheet(
         wb,
         "Outcome definitions",

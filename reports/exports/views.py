@@ -40,7 +40,7 @@ from core.dates import today
 from core.text import validate_safe_free_text
 from events.api.filters import AdverseEventFilter
 from events.fhir import adverse_event_resource
-from events.selectors import adverse_events_for_user
+from events.selectors import adverse_events_for_user, with_reviews
 from registry.api.base import RegistryModelPermissions
 from registry.api.filters import FollowUpVisitFilter, StrictBooleanField
 from registry.choices import Carrier, Guidance, Processing
@@ -243,7 +243,8 @@ class AdverseEventFhirBundle(_ExportView):
 
     def get_queryset(self):
         # Retracted events are not adverse events any more: never served as FHIR.
-        return listing.not_retracted(adverse_events_for_user(self.request.user))
+        # Each resource carries the latest medical review's causality (issue 10): prefetched per chunk.
+        return with_reviews(listing.not_retracted(adverse_events_for_user(self.request.user)))
 
     @extend_schema(
         operation_id="export_adverse_events_fhir",

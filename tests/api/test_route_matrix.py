@@ -19,7 +19,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from knox.models import AuthToken
 
-from events.models import AdverseEvent
+from events.models import AdverseEvent, FollowUpReport, MedicalReview
+from events.services import follow_up_report_create, medical_review_record
 from registry.models import Clinic, ContactAttempt, FollowUpVisit, Membership, Patient, Procedure
 from tests.conftest import PASSWORD, confirmed_device
 from tests.factories import AdverseEventFactory, ProcedureFactory
@@ -99,6 +100,34 @@ ROUTES: dict[str, str | None] = {
     # Signals are registry-wide: only registry administrators (and safety reviewers) reach them (issue 11).
     "admin:signals_signalrun_review": "nothing",
     "admin:signals_signalrun_run_now": None,
+    # Issue 10 (events): a case's follow-ups and reviews, in the API and on the event's admin page.
+    "adverseevent-follow-ups": "ae",
+    "adverseevent-reviews": "ae",
+    "admin:events_adverseevent_add_follow_up": "ae",
+    "admin:events_adverseevent_record_review": "ae",
+    # Issue 10 (safety): due reports, submissions, CIOMS I forms and figures. The CIOMS form names the
+    # victim's event; the due-report pages' own isolation is tested in tests/safety/test_admin.py.
+    "admin:safety_duereport_cioms": "ae",
+    "admin:safety_duereport_submit": "nothing",
+    "admin:safety_duereport_withdraw": "nothing",
+    "admin:safety_duereport_figures": None,
+    "admin:safety_duereport_figures_pdf": None,
+    # Issue 12 (patients): links and reports (isolation per clinic in tests/patients/); the patient pages
+    # take a token, never a row id.
+    "admin:patients_patientlink_revoke": "nothing",
+    "admin:patients_patientreport_confirm": "nothing",
+    "admin:patients_patientreport_reject": "nothing",
+    "patients:home": None,
+    "patients:diary": None,
+    "patients:diary_saved": None,
+    "patients:problem": None,
+    "patients:problem_sent": None,
+    # Issue 12 (public): no login, published runs only.
+    "admin:public_publication_withdraw": "nothing",
+    "public:index": None,
+    "public:publication": "nothing",
+    "public:csv": "nothing",
+    "public:json": "nothing",
 }
 # admin:<app>_<model>_<view> for every registered ModelAdmin, with the victim object it targets.
 ADMIN_MODELS = {
@@ -120,6 +149,15 @@ ADMIN_MODELS = {
     "axes_accessfailurelog": "nothing",
     "pghistory_events": "nothing",
     "signals_signalrun": "nothing",
+    # Issue 10 (events): reference data (registry-wide) and the read-only lists of follow-ups and reviews.
+    "events_referencesafetyinformation": "nothing",
+    "events_followupreport": "follow_up",
+    "events_medicalreview": "review",
+    "safety_reportingrule": "nothing",
+    "safety_duereport": "nothing",
+    "patients_patientlink": "nothing",
+    "patients_patientreport": "nothing",
+    "public_publication": "nothing",
 }
 ADMIN_VIEWS = ("changelist", "add", "change", "delete", "history")
 for _model, _obj in ADMIN_MODELS.items():
@@ -172,9 +210,18 @@ def victims(clinic_a, clinic_b, alice, bob, charlie, dora, root):
             run = incidence_run_start(actor=owner, strata=["site"], outcomes=["any"], cutoff_on=ae.onset_on)
         except ImportError:  # pragma: no cover - reports not installed
             pass
+        follow_up = follow_up_report_create(
+            actor=owner, event=ae, received_on=ae.aware_on, narrative=f"Secret follow-up {label}", changes={}
+        )
+        review = medical_review_record(
+            actor=root, event=ae, serious=False, causality_procedure="possible", causality_product="possible",
+            expectedness="unexpected", comment=f"Secret review {label}",
+        )  # fmt: skip
         out[label] = {
             "clinic": clinic,
             "ae": ae,
+            "follow_up": follow_up,
+            "review": review,
             "procedure": ae.procedure,
             "patient": ae.procedure.patient,
             "visit": ae.procedure.visits.first(),
@@ -191,13 +238,16 @@ def victims(clinic_a, clinic_b, alice, bob, charlie, dora, root):
                 ae.procedure.external_id,
                 ae.procedure.patient.registry_id,
                 ae.procedure.product_lot,
+                follow_up.narrative,
+                review.comment,
             ],
         }
     return out
 
 
 def snapshot(attacker: str):
-    tables = (Clinic, Patient, Procedure, FollowUpVisit, ContactAttempt, AdverseEvent, Membership, TOTPDevice)
+    tables = (Clinic, Patient, Procedure, FollowUpVisit, ContactAttempt, AdverseEvent, Membership, TOTPDevice,
+              FollowUpReport, MedicalReview)  # fmt: skip
     rows = {m.__name__: list(m.objects.order_by("pk").values()) for m in tables}
     # The attacker may revoke their own API tokens (logout), nobody else's.
     rows["AuthToken"] = list(AuthToken.objects.exclude(user__username=attacker).order_by("pk").values())

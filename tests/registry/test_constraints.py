@@ -273,6 +273,11 @@ PYTHON_ONLY = {
     "contact_attempt_not_before_procedure",
     # Backed per table by "<prefix>_retraction_has_reason" (core.rules.rule_of_constraint).
     "retraction_has_reason",
+    # Issue 10: "not in the future" moves with the clock (Python only, as for onsets); which fields a
+    # follow-up may change is the service's list (events.choices.FOLLOW_UP_FIELDS).
+    "ae_aware_not_in_future",
+    "followup_received_not_in_future",
+    "followup_changes_known_fields",
 }
 
 

@@ -27,6 +27,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Demo data loaded in {elapsed:.1f} s:"))
             for key, count in sorted(summary.created.items()):
                 self.stdout.write(f"  {key:<34} {count}")
+        if summary.patient_link:
+            self.stdout.write("\nA patient's diary link (Madrid; shown once, more under Patient links):")
+            self.stdout.write(f"  {summary.patient_link}")
         self.stdout.write("\nDemo logins (/admin/):")
         for username, role, clinic, is_new in summary.credentials:
             note = "" if is_new else "  (user already existed: password not reset)"

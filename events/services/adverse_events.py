@@ -1,4 +1,7 @@
-"""Writes to adverse events: validated, transactional, audited; retraction, never deletion."""
+"""Writes to adverse events: validated, transactional, audited; retraction, never deletion.
+
+Every write of a case announces itself with events.hooks.case_changed inside its transaction.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from core.audit import audit_context
 from core.integrity import save_or_field_error
 from events import rules
 from events.choices import Outcome
+from events.hooks import case_changed
 from events.models import AdverseEvent
 from events.validators import MEDDRA_CODE_SHAPE
 from meddra import selectors as meddra_selectors
@@ -116,10 +120,14 @@ def _across_errors(*, event: AdverseEvent, stored: AdverseEvent | None) -> dict[
     )
 
 
-def adverse_event_save(*, actor, event: AdverseEvent, meddra_version: str | None = None) -> AdverseEvent:
+def adverse_event_save(
+    *, actor, event: AdverseEvent, meddra_version: str | None = None, announce: bool = True
+) -> AdverseEvent:
     """Return the adverse event after validating, coding (MedDRA) and saving it.
 
     ``meddra_version``: code against this loaded MedDRA version instead of the newest one.
+    ``announce``: send case_changed ("created" or "changed"); a follow-up report applying its
+    changes through here says False and announces itself ("follow_up") in the same transaction.
     """
     if event.procedure_id is None:
         raise ValidationError({"procedure": "An adverse event belongs to a procedure."})
@@ -161,7 +169,17 @@ def adverse_event_save(*, actor, event: AdverseEvent, meddra_version: str | None
         if errors:
             raise ValidationError(errors)
         save_or_field_error(event)
+        if announce:
+            send_case_changed(event=event, actor=actor, reason="created" if stored is None else "changed")
     return event
+
+
+def send_case_changed(*, event: AdverseEvent, actor, reason: str, follow_up=None, review=None) -> None:
+    """Return None after telling the floors above (events.hooks.case_changed) that the case changed.
+
+    Called inside the writing transaction: a receiver that fails rolls the change back with it.
+    """
+    case_changed.send(sender=AdverseEvent, event=event, actor=actor, reason=reason, follow_up=follow_up, review=review)
 
 
 def adverse_event_create(*, actor, procedure: Procedure, meddra_version: str | None = None, **fields) -> AdverseEvent:
@@ -173,14 +191,17 @@ def adverse_event_create(*, actor, procedure: Procedure, meddra_version: str | N
 
 def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> AdverseEvent:
     """Return the event retracted with ``reason``: kept for audit, excluded from statistics."""
-    return registry_services.retracted_row_retract(
-        actor=actor,
-        model=AdverseEvent,
-        row=event,
-        reason=reason,
-        action="adverse_event_retract",
-        clinic_path="procedure__clinic_id",
-    )
+    with transaction.atomic():
+        registry_services.retracted_row_retract(
+            actor=actor,
+            model=AdverseEvent,
+            row=event,
+            reason=reason,
+            action="adverse_event_retract",
+            clinic_path="procedure__clinic_id",
+        )
+        send_case_changed(event=event, actor=actor, reason="retracted")
+    return event
 
 
 # --- Restore (issue 9): a registry administrator undoes a retraction, as for patients, procedures, visits.
@@ -188,10 +209,13 @@ def adverse_event_retract(*, actor, event: AdverseEvent, reason: str) -> Adverse
 
 def adverse_event_restore(*, actor, event: AdverseEvent) -> AdverseEvent:
     """Return the adverse event with its retraction cleared: it counts again (registry administrators only)."""
-    return registry_services.retracted_row_restore(
-        actor=actor,
-        model=AdverseEvent,
-        row=event,
-        action="adverse_event_restore",
-        check=lambda row: adverse_event_check(event=row),
-    )
+    with transaction.atomic():
+        registry_services.retracted_row_restore(
+            actor=actor,
+            model=AdverseEvent,
+            row=event,
+            action="adverse_event_restore",
+            check=lambda row: adverse_event_check(event=row),
+        )
+        send_case_changed(event=event, actor=actor, reason="restored")
+    return event
