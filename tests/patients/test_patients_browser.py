@@ -1,6 +1,7 @@
-"""In Chromium at a phone viewport (390x844): the patient's diary with a red flag shows "contact the clinic
-now" with the phone, the coordinator is emailed, and a clinician confirms the report in the admin. axe-core
-(axe-playwright-python) finds no serious or critical violation on any patient page.
+"""In Chromium at a phone viewport (390x844), the pages again at a desktop one: the patient's diary with a
+red flag shows "contact the clinic now" with the phone, the coordinator is emailed, and a clinician confirms
+the report in the admin. axe-core (axe-playwright-python) finds no serious or critical violation on any
+patient page.
 
 Each page's axe result (violations by impact) is written to AXE_RESULTS_PATH when it is set.
 """
@@ -24,6 +25,7 @@ from tests.registry.test_admin_browser import log_in, page  # noqa: F401 - the p
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
 BLOCKING = {"serious", "critical"}
 
 
@@ -102,6 +104,12 @@ def test_a_red_flag_in_the_diary_reaches_the_clinic_and_a_clinician_confirms_it(
     page.goto(f"{base}/p/{token}/?lang=es")
     assert page.locator("h1").inner_text() == "Su inyección: ¿cómo se encuentra?"
     _axe(page, "home (Spanish)", results)
+
+    # The same pages at a desktop viewport.
+    page.set_viewport_size(DESKTOP)
+    for name, path in (("home", ""), ("diary", "diary/"), ("problem form", "problem/")):
+        page.goto(f"{base}/p/{token}/{path}?lang=en")
+        _axe(page, f"{name} (desktop)", results)
 
     if os.environ.get("AXE_RESULTS_PATH"):
         with open(os.environ["AXE_RESULTS_PATH"], "w") as out:
