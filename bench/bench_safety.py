@@ -4,7 +4,7 @@ Usage (PostgreSQL server from DATABASE_URL; the script creates and drops its own
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_safety.py
 
-It loads the demo registry (--patients, default 2,000), then, in one process and interleaved so the
+It loads the demo registry (--patients, default 1,000), then, in one process and interleaved so the
 two sides see the same machine:
 
 - saving a serious, unexpected, related event through events.services.adverse_event_save with the
@@ -27,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+RECEIVER = "safety.case_evaluate"  # SafetyConfig.ready()'s dispatch_uid
 
 
 def _setup(db_url: str) -> None:
@@ -74,7 +77,7 @@ def run(*, patients: int, saves: int) -> None:
 
     def serious_event(procedure) -> AdverseEvent:
         return AdverseEvent(
-            external_id=f"AE-B{uuid.uuid4().hex[:12].upper()}",
+            external_id=f"BENCH-{uuid.uuid4().hex[:12].upper()}",
             procedure=procedure,
             category="infection",
             term="Septic arthritis",
@@ -95,17 +98,17 @@ def run(*, patients: int, saves: int) -> None:
     for i, procedure in enumerate(procedures):
         connected = i % 2 == 0
         if not connected:
-            hooks.case_changed.disconnect(safety_services.on_case_changed)
+            assert hooks.case_changed.disconnect(dispatch_uid=RECEIVER)
         try:
             t0 = time.perf_counter()
             event_services.adverse_event_save(actor=admin, event=serious_event(procedure))
             (with_rules if connected else without_rules).append(time.perf_counter() - t0)
         finally:
             if not connected:
-                hooks.case_changed.connect(safety_services.on_case_changed)
+                hooks.case_changed.connect(safety_services.on_case_changed, dispatch_uid=RECEIVER)
     due_made = DueReport.objects.count() - due_before
 
-    events = list(AdverseEvent.objects.filter(external_id__startswith="AE-B").order_by("id")[:saves])
+    events = list(AdverseEvent.objects.filter(external_id__startswith="BENCH-").order_by("id")[:saves])
     follow_ups, reviews = [], []
     for event in events:
         t0 = time.perf_counter()
@@ -146,7 +149,7 @@ def run(*, patients: int, saves: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patients", type=int, default=2000)
+    parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--saves", type=int, default=200, help="Timed saves with the receiver on (and as many off).")
     parser.add_argument("--db", help="Use (and keep) this database instead of a throw-away one.")
     args = parser.parse_args()

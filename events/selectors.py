@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Prefetch, Q, QuerySet
 
 from core.dates import today
 from events.models import AdverseEvent, FollowUpReport, MedicalReview, ReferenceSafetyInformation
@@ -69,25 +69,32 @@ def active_reference_safety_information(on=None) -> QuerySet[ReferenceSafetyInfo
     )
 
 
-def expected_by_rsi(event: AdverseEvent) -> ReferenceSafetyInformation | None:
+def expected_by_rsi(
+    event: AdverseEvent, entries: list[ReferenceSafetyInformation] | None = None
+) -> ReferenceSafetyInformation | None:
     """Return the active reference safety information entry that makes ``event`` expected, or None.
 
     An entry matches when its cell type is blank or the procedure's, and its MedDRA preferred term
     is the event's when it names one (else its category is the event's). The most specific entry
     wins: one naming a preferred term over one naming a category, one naming the cell type over
-    one for every cell type.
+    one for every cell type. ``entries``: the active entries, loaded once by a caller judging many
+    events (the list is short: it is matched here, in one place, not in SQL).
     """
+    if entries is None:
+        entries = list(active_reference_safety_information())
     cell_type = event.procedure.cell_type
-    by_term = Q(meddra_pt_code=event.meddra_pt_code) if event.meddra_pt_code else Q(pk__in=[])
-    by_category = Q(meddra_pt_code="", category=event.category)
-    return (
-        active_reference_safety_information()
-        .filter(Q(cell_type="") | Q(cell_type=cell_type))
-        .filter(by_term | by_category)
-        .annotate(
-            specificity=Case(When(~Q(meddra_pt_code=""), then=Value(0)), default=Value(1), output_field=IntegerField()),
-            generality=Case(When(cell_type="", then=Value(1)), default=Value(0), output_field=IntegerField()),
+    matching = [
+        entry
+        for entry in entries
+        if entry.cell_type in ("", cell_type)
+        and (
+            entry.meddra_pt_code == event.meddra_pt_code
+            if entry.meddra_pt_code
+            else entry.category == event.category
         )
-        .order_by("specificity", "generality", "id")
-        .first()
+    ]
+    return min(
+        matching,
+        key=lambda entry: (0 if entry.meddra_pt_code else 1, 1 if entry.cell_type == "" else 0, entry.pk),
+        default=None,
     )

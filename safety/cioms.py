@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from core.dates import today
 from events.choices import SERIOUS_CRITERIA
 from events.models import AdverseEvent, FollowUpReport
-from safety.facts import case_facts, latest_review
+from events.selectors import latest_review
+from safety.facts import case_facts
 
 NOT_COLLECTED = "Not collected by the registry"
 NOT_APPLICABLE = "Not applicable (single administration of the cell product)"

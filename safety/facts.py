@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events.choices import SERIOUS_CRITERIA, Expectedness, Outcome
-from events.models import AdverseEvent, MedicalReview
-from events.selectors import expected_by_rsi
+from events.models import AdverseEvent, MedicalReview, ReferenceSafetyInformation
+from events.selectors import expected_by_rsi, latest_review
 from safety.choices import CAUSALITY_RANK, INTERVENTION, INTERVENTION_ACTIONS, RELATED_CAUSALITY
 from safety.models import ReportingRule
 
@@ -39,17 +39,21 @@ class CaseFacts:
     fatal: bool
 
 
-def latest_review(event: AdverseEvent) -> MedicalReview | None:
-    """Return the event's current medical review (the latest), or None."""
-    return MedicalReview.objects.filter(event=event).order_by("-reviewed_at", "-id").first()
-
-
 def _strongest(*values: str) -> str:
     return max(values, key=lambda value: CAUSALITY_RANK.get(value, 0))
 
 
-def case_facts(event: AdverseEvent, review: MedicalReview | None = None) -> CaseFacts:
-    """Return the facts of ``event`` with its latest review (``review`` when given: the one just recorded)."""
+def case_facts(
+    event: AdverseEvent,
+    review: MedicalReview | None = None,
+    *,
+    rsi_entries: list[ReferenceSafetyInformation] | None = None,
+) -> CaseFacts:
+    """Return the facts of ``event`` with its latest review (``review`` when given: the one just recorded).
+
+    The latest review comes from events.selectors.latest_review (prefetched by with_reviews() when a
+    caller judges many events); ``rsi_entries``: the active reference safety information, loaded once.
+    """
     review = review or latest_review(event)
     criteria = {key for key, field in SERIOUS_CRITERIA.items() if getattr(event, field)}
     causalities = [event.causality_procedure, event.causality_product]
@@ -61,7 +65,7 @@ def case_facts(event: AdverseEvent, review: MedicalReview | None = None) -> Case
     elif event.expectedness:
         unexpected, basis = event.expectedness == Expectedness.UNEXPECTED, "site"
     else:
-        unexpected, basis = expected_by_rsi(event) is None, "reference safety information"
+        unexpected, basis = expected_by_rsi(event, rsi_entries) is None, "reference safety information"
     # A fatal outcome is a death whether or not the site ticked the criterion (grade 5 alone makes
     # an event fatal, events.rules): the stricter clock and the HCT/P outcome follow from it.
     fatal = event.outcome == Outcome.FATAL or "death" in criteria

@@ -14,6 +14,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 SUBJECT_PREFIX = "[AE registry]"
 # A due report whose first email has not gone out after this long is retried by the beat task.
 NOTIFY_RETRY_AFTER = dt.timedelta(minutes=5)
+SUMMARY_LINES = 50  # due reports listed in an import's summary email (the page lists them all)
 
 
 def due_report_recipients(due: DueReport) -> list[str]:
@@ -109,4 +111,48 @@ def due_report_reminders_send(*, on: dt.date | None = None) -> int:
         when = "overdue since" if due.due_on < on else "due"
         subject = f"Reminder: expedited report {when} {due.due_on:%Y-%m-%d}: event {due.event.external_id}"
         sent += _send_claimed(due, "reminder_sent_at", template="safety/email/reminder.txt", subject=subject)
+    return sent
+
+
+def due_reports_summary_notify(*, due_report_ids: list[int], on: dt.date | None = None) -> int:
+    """Return how many emails announced ``due_report_ids`` (made together, by an import): one per clinic.
+
+    Claims the reports' announcement (and, for those due within REMINDER_DAYS_BEFORE days or overdue
+    already, their reminder: the summary says so) with one conditional UPDATE, so neither the beat's
+    retry nor its reminders send them again one by one.
+    """
+    on = on or today()
+    now = timezone.now()
+    with transaction.atomic(), audit_context(None, "due_reports_summary_notify"):
+        claimed = list(
+            DueReport.objects.filter(pk__in=due_report_ids, notified_at__isnull=True)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        DueReport.objects.filter(pk__in=claimed).update(notified_at=now)
+        DueReport.objects.filter(
+            pk__in=claimed, reminder_sent_at__isnull=True, due_on__lte=on + dt.timedelta(days=REMINDER_DAYS_BEFORE)
+        ).update(reminder_sent_at=now)
+    by_clinic: dict = {}
+    for due in DueReport.objects.filter(pk__in=claimed).select_related("event__procedure__clinic", "rule"):
+        by_clinic.setdefault(due.event.procedure.clinic, []).append(due)
+    sent = 0
+    for clinic, dues in sorted(by_clinic.items(), key=lambda item: item[0].code):
+        recipients = due_report_recipients(dues[0])
+        if not recipients:
+            continue
+        dues.sort(key=lambda due: (due.due_on, due.pk))
+        url = settings.SITE_URL.rstrip("/") + reverse("admin:safety_duereport_changelist")
+        body = render_to_string(
+            "safety/email/due_reports_imported.txt",
+            {"clinic": clinic, "dues": dues[:SUMMARY_LINES], "more": len(dues) - SUMMARY_LINES, "url": url, "on": on,
+             "overdue": sum(due.due_on < on for due in dues), "count": len(dues)},
+        )  # fmt: skip
+        subject = f"{SUBJECT_PREFIX} {len(dues)} expedited reports due after an import (clinic {clinic.code})"
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+        except Exception:
+            log.exception("The import summary of clinic %s was not sent.", clinic.code)
+            continue
+        sent += 1
     return sent

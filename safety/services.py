@@ -7,16 +7,16 @@ receiver), so a due report appears with the change or not at all; its email leav
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.audit import audit_context
 from core.dates import today
+from events import selectors as event_selectors
 from events.models import AdverseEvent, FollowUpReport, MedicalReview
 from safety import notifications, selectors
 from safety.choices import DueReportStatus, StartedBy
@@ -24,6 +24,7 @@ from safety.facts import case_facts, rule_met
 from safety.models import CaseRuleState, DueReport, ReportingRule, Submission
 
 RETRACTED_REASON = "The adverse event was retracted: {reason}"
+EVALUATE_CHUNK = 2000  # cases judged per prefetched chunk by cases_evaluate
 
 
 def _initial_clocks_follow_awareness(event: AdverseEvent) -> None:
@@ -86,8 +87,12 @@ def case_evaluate(
     reason: str = "changed",
     follow_up: FollowUpReport | None = None,
     review: MedicalReview | None = None,
+    notify: bool = True,
 ) -> list[DueReport]:
     """Return the due reports the change made newly due, after evaluating every active rule on the case.
+
+    ``notify``: announce each new due report by email after the commit (False: the caller announces
+    them together, as cases_evaluate does for an import).
 
     A rule is newly met when the case meets it now and did not at its last evaluation; it then gets
     an open due report (one per case and rule) with the clock of _clock(). A downgrade keeps every
@@ -124,29 +129,45 @@ def case_evaluate(
         for now_met, ids in flipped.items():
             if ids:
                 CaseRuleState.objects.filter(pk__in=ids).update(met=now_met, evaluated_at=timezone.now())
-        for due in created:
+        for due in created if notify else ():
             transaction.on_commit(partial(notifications.due_report_notify, due_report_id=due.pk))
         return created
 
 
-def cases_evaluate(*, event_ids: Iterable[int], actor=None, reason: str = "changed") -> int:
-    """Return how many of the cases ``event_ids`` were evaluated against the active rules (see case_evaluate).
+def cases_evaluate(*, events: QuerySet[AdverseEvent], actor=None, reason: str = "changed") -> int:
+    """Return how many of the cases ``events`` were judged against the active rules (see case_evaluate).
 
     For writes that bypass events.services (the CSV importer), in the caller's transaction. While
-    every active rule needs a serious case or a communicable disease, only such cases (or cases a
-    reviewer assessed) can meet one, so only those are evaluated: a large import stays cheap.
+    every active rule needs a serious case or a communicable disease only such cases (or cases a
+    reviewer assessed) can meet one. They are judged a chunk at a time from prefetched rows; only a
+    case that meets a rule now, or met one at its last evaluation, goes through case_evaluate (a
+    case that meets nothing and never did needs no row), so a large import stays cheap. The due
+    reports it makes are announced after the commit in one email per clinic, not one each.
     """
     rules = list(ReportingRule.objects.filter(active=True))
     if not rules:
         return 0
-    events = AdverseEvent.objects.active().filter(pk__in=list(event_ids))
+    events = events.filter(retracted_at__isnull=True)
     if all(rule.requires_serious or rule.requires_communicable_disease for rule in rules):
         events = events.filter(Q(serious=True) | Q(communicable_disease=True) | Q(reviews__isnull=False)).distinct()
-    evaluated = 0
-    for pk in events.order_by("pk").values_list("pk", flat=True):
-        case_evaluate(event=AdverseEvent(pk=pk), actor=actor, reason=reason)
-        evaluated += 1
-    return evaluated
+    candidates = list(events.order_by("pk").values_list("pk", flat=True))
+    was_met = set(CaseRuleState.objects.filter(event_id__in=candidates, met=True).values_list("event_id", flat=True))
+    rsi_entries = list(event_selectors.active_reference_safety_information())
+    made: list[DueReport] = []
+    for start in range(0, len(candidates), EVALUATE_CHUNK):
+        chunk = event_selectors.with_reviews(
+            AdverseEvent.objects.filter(pk__in=candidates[start : start + EVALUATE_CHUNK])
+            .select_related("procedure__clinic")
+            .order_by("pk")
+        )
+        for event in chunk:
+            facts = case_facts(event, rsi_entries=rsi_entries)
+            if event.pk in was_met or any(rule_met(rule, facts) for rule in rules):
+                made += case_evaluate(event=event, actor=actor, reason=reason, notify=False)
+    if made:
+        ids = [due.pk for due in made]
+        transaction.on_commit(partial(notifications.due_reports_summary_notify, due_report_ids=ids))
+    return len(candidates)
 
 
 def _due_report_create(event, rule, clock_start, started_by, follow_up, review) -> DueReport:

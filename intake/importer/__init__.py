@@ -16,12 +16,14 @@ from pathlib import Path
 import pghistory
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models.expressions import RawSQL
 
+from events.models import AdverseEvent
 from intake.importer import stage
 from intake.importer.check import Checker
 from intake.importer.errors import ErrorList, ImportRefused, RowError
 from intake.importer.read import SPECS, left_out, read_chunks, read_headers
-from intake.importer.write import Summary, database_refusal, timed, write_staged, written_event_ids
+from intake.importer.write import WRITTEN_EVENTS_SQL, Summary, database_refusal, timed, write_staged
 from safety import services as safety_services
 
 __all__ = ["ImportRefused", "RowError", "Summary", "import_folder"]
@@ -79,9 +81,10 @@ def import_folder(*, folder: Path, user=None, max_errors: int | None = None) -> 
         )
         with timed(phases, "expedited-report rules"):
             # Issue 10: the importer writes past events.services, so it starts the cases' clocks itself,
-            # for the events this import wrote (its statement time is their updated_at).
+            # for the events this import created or changed.
+            written_events = AdverseEvent.objects.filter(pk__in=RawSQL(WRITTEN_EVENTS_SQL, ()))  # noqa: S611 - a constant
             summary.cases_evaluated = safety_services.cases_evaluate(
-                event_ids=written_event_ids(cursor), actor=user, reason="changed"
+                events=written_events, actor=user, reason="changed"
             )
         written = time.perf_counter()
     # Deferred foreign-key checks run at commit (inside an outer transaction, later).

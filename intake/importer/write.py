@@ -223,7 +223,12 @@ def write_staged(
         with timed(summary.phases, "write visits"):
             _write_visits(cursor, staged[FOLLOW_UPS], summary)
         with timed(summary.phases, "write events"):
-            counts[EVENTS] = _upsert(cursor, _TARGETS[EVENTS], staged[EVENTS])
+            cursor.execute("SELECT coalesce(max(id), 0) FROM events_adverseevent")
+            (before,) = cursor.fetchone()
+            created, updated = _upsert(cursor, _TARGETS[EVENTS], staged[EVENTS], ids=True)
+            unchanged = staged[EVENTS] - created - len(updated)
+            counts[EVENTS] = Counts(created=created, updated=len(updated), unchanged=unchanged)
+            _mark_written_events(cursor, before=before, updated=updated)
         with timed(summary.phases, "write deferred death dates"):
             # Last: a death date may fit only once the procedures, visits and onsets it would
             # precede have moved (see _plan).
@@ -235,17 +240,24 @@ def write_staged(
     return summary
 
 
-def written_event_ids(cursor) -> list[int]:
-    """Return the ids of the events this import's transaction wrote (created or changed).
+WRITTEN_EVENTS = "import_written_event"  # the ids of the events this import created or changed
+WRITTEN_EVENTS_SQL = f"SELECT id FROM {WRITTEN_EVENTS}"  # noqa: S608 - a constant
 
-    Both _upsert statements set updated_at = now(), the transaction's start time, so no row
-    written by anyone else (or left unchanged) matches.
+
+def _mark_written_events(cursor, *, before: int, updated: set[int]) -> None:
+    """Keep the ids of the events this import created (ids past ``before``) or changed in WRITTEN_EVENTS.
+
+    A temporary table, dropped at commit: the expedited-report rules read it (safety.services) without
+    the ids ever making a round trip through Python.
     """
+    cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{WRITTEN_EVENTS}")
+    cursor.execute(f"CREATE TEMP TABLE {WRITTEN_EVENTS} (id bigint PRIMARY KEY) ON COMMIT DROP")
     cursor.execute(
-        f"""SELECT e.id FROM events_adverseevent AS e JOIN {stage.table(EVENTS)} AS s ON s.external_id = e.external_id
-            WHERE e.updated_at = now() AND e.retracted_at IS NULL"""  # noqa: S608 - the staging table's name
+        f"""INSERT INTO {WRITTEN_EVENTS} (id)
+            SELECT e.id FROM events_adverseevent AS e JOIN {stage.table(EVENTS)} AS s ON s.external_id = e.external_id
+            WHERE e.id > %s OR e.id = ANY(%s)""",  # noqa: S608 - table names are constants
+        [before, list(updated)],
     )
-    return [pk for (pk,) in cursor.fetchall()]
 
 
 def _plan(cursor) -> None:
