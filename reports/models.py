@@ -389,6 +389,37 @@ class RunMeddraCount(models.Model):
         return f"{self.pt_name} ({self.soc_name}) in run #{self.run_id}"
 
 
+class RunSafetyFigure(models.Model):
+    """Issue 10: the safety-reporting figures of each clinic in a run's scope, and their total, as they stood
+    when the run succeeded (safety.selectors.clinic_safety_figures)."""
+
+    run = models.ForeignKey(IncidenceRun, on_delete=models.CASCADE, related_name="safety_figures")
+    position = models.PositiveIntegerField(help_text="Order in the table: clinics by code, the total last.")
+    clinic_code = models.CharField(max_length=32, blank=True, help_text="Empty: every clinic of the run's scope.")
+    events = models.PositiveIntegerField()
+    median_onset_to_recording = models.FloatField(null=True, help_text="Days; empty without events.")
+    submissions = models.PositiveIntegerField(help_text="Expedited reports submitted.")
+    median_awareness_to_submission = models.FloatField(null=True, help_text="Days from the clock's awareness date.")
+    on_time = models.PositiveIntegerField(help_text="Submissions made by their due date.")
+    open_overdue = models.PositiveIntegerField(help_text="Open expedited reports past their due date.")
+    stale_open_cases = models.PositiveIntegerField(help_text="Open cases aware > 30 days, without a follow-up.")
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="runsafetyfigure_unique_position"),
+        ]
+        triggers = [_snapshot_immutable("runsafetyfigure_snapshot_immutable")]
+
+    def __str__(self) -> str:
+        return f"Safety figures of {self.clinic_code or 'every clinic'} in run #{self.run_id}"
+
+    @property
+    def on_time_share(self) -> float | None:
+        """Return the share of submissions made on time (None: none submitted)."""
+        return self.on_time / self.submissions if self.submissions else None
+
+
 class RunListingRow(models.Model):
     """An adverse event that counted for a run, as it stood when the run succeeded (the line listing's source).
 

@@ -13,7 +13,8 @@ stores from the engine's public functions:
   stratum and the overall one (reports.engine.iter_km_curves: one statement for every outcome);
 - the events that counted (RunListingRow, reports.engine.counted_events_sql), with their
   coded columns as they stood, copied inside PostgreSQL (INSERT ... SELECT, flat memory)
-  and bounded at REPORTS_MAX_RESULT_ROWS rows, earliest onsets first.
+  and bounded at REPORTS_MAX_RESULT_ROWS rows, earliest onsets first;
+- the safety-reporting figures of the clinics in its scope (RunSafetyFigure, issue 10).
 
 Runs stored before the comparison was (reports 0004 to 0006) kept the crude per-clinic rates
 (RunProviderRate); new runs no longer store them. The documents (reports.documents) read
@@ -28,14 +29,22 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 
 from events.models import AdverseEvent
-from registry.models import FollowUpVisit
+from registry.models import Clinic, FollowUpVisit
 from reports.choices import Unit
 from reports.engine import IncidenceParams, counted_events_sql, iter_km_curves
 from reports.engine.providers import DEFAULT_ADJUST, GROUPS, build_provider_sql, provider_rows
 from reports.engine.providers import WORK_MEM as PROVIDERS_WORK_MEM
 from reports.exports.deidentified import SNAPSHOT_FIELDS, snapshot_base
 from reports.exports.streaming import compose_select
-from reports.models import IncidenceRun, RunCurve, RunListingRow, RunMeddraCount, RunProviderComparison
+from reports.models import (
+    IncidenceRun,
+    RunCurve,
+    RunListingRow,
+    RunMeddraCount,
+    RunProviderComparison,
+    RunSafetyFigure,
+)
+from safety.selectors import clinic_safety_figures
 
 WRITE_BATCH = 2000
 
@@ -46,6 +55,7 @@ def run_snapshot_store(*, run: IncidenceRun, params: IncidenceParams) -> int:
     _store_provider_comparisons(run=run, params=params)
     _store_curves(run=run, params=params)
     _store_meddra_counts(run=run, params=params)
+    _store_safety_figures(run=run)
     return _store_listing(run=run, params=params)
 
 
@@ -178,6 +188,26 @@ def _store_meddra_counts(*, run: IncidenceRun, params: IncidenceParams) -> None:
     with connection.cursor() as cursor:
         # No parameters: the counted-events SELECT is composed already.
         cursor.execute(sql)
+
+
+def _store_safety_figures(*, run: IncidenceRun) -> None:
+    """Store the safety-reporting figures of the clinics in the run's scope, and their total (issue 10)."""
+    clinics = Clinic.objects.all() if run.clinic_ids is None else Clinic.objects.filter(pk__in=run.clinic_ids)
+    RunSafetyFigure.objects.bulk_create(
+        RunSafetyFigure(
+            run=run,
+            position=position,
+            clinic_code=figures.clinic.code if figures.clinic is not None else "",
+            events=figures.events,
+            median_onset_to_recording=figures.median_onset_to_recording,
+            submissions=figures.submissions,
+            median_awareness_to_submission=figures.median_awareness_to_submission,
+            on_time=figures.on_time,
+            open_overdue=figures.open_overdue,
+            stale_open_cases=figures.stale_open_cases,
+        )
+        for position, figures in enumerate(clinic_safety_figures(clinics))
+    )
 
 
 def _store_listing(*, run: IncidenceRun, params: IncidenceParams) -> int:

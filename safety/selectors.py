@@ -139,11 +139,17 @@ def safety_figures(user, *, clinic_id: int | None = None, on: dt.date | None = N
     reports past due, and open cases aware for more than STALE_CASE_DAYS days without a follow-up.
     Retracted events count nowhere.
     """
-    on = on or today()
-    clinics = registry_selectors.clinics_for_user(user).order_by("code")
+    clinics = registry_selectors.clinics_for_user(user)
     if clinic_id is not None:
         clinics = clinics.filter(pk=clinic_id)
-    clinic_list = list(clinics)
+    return clinic_safety_figures(clinics, on=on)
+
+
+def clinic_safety_figures(clinics: QuerySet[Clinic], *, on: dt.date | None = None) -> list[Figures]:
+    """Return the figures of ``clinics`` (by code), then their total (safety_figures() for a user's clinics;
+    reports.snapshot for a run's)."""
+    on = on or today()
+    clinic_list = list(clinics.order_by("code"))
     ids = [clinic.pk for clinic in clinic_list]
     events = AdverseEvent.objects.active().filter(procedure__clinic_id__in=ids)
     onset = _DaysBetween(TruncDate("recorded_at"), F("onset_on"))

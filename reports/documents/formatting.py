@@ -56,6 +56,39 @@ def count(value) -> str:
     return f"{int(value):,}"
 
 
+def days(value) -> str:
+    """Return a number of days with one decimal (a median may fall between two days): 2.5 -> "2.5"."""
+    if _missing(value):
+        return EMPTY
+    return f"{value:.1f}"
+
+
+def safety_figure_cells(figure) -> list[str]:
+    """Return a RunSafetyFigure as the page's and the PDF's cells (clinic, events, medians, submissions...)."""
+    return [
+        figure.clinic_code or "all clinics",
+        count(figure.events),
+        days(figure.median_onset_to_recording),
+        count(figure.submissions),
+        days(figure.median_awareness_to_submission),
+        percent(figure.on_time_share),
+        count(figure.open_overdue),
+        count(figure.stale_open_cases),
+    ]
+
+
+SAFETY_FIGURE_HEADER = [
+    "clinic",
+    "events",
+    "median days onset to recording",
+    "expedited reports submitted",
+    "median days awareness to submission",
+    "submitted on time",
+    "open reports overdue",
+    "open cases > 30 days without follow-up",
+]
+
+
 def person_years(value) -> str:
     """Return person-years with one decimal and thousands separators: 1234.56 -> "1,234.6"."""
     if _missing(value):

@@ -241,6 +241,9 @@ def report_context(run: IncidenceRun, query) -> dict:
         # Counted events by MedDRA primary SOC and PT, when events are coded (stored with the run).
         "meddra_counts": list(run.meddra_counts.order_by("position")),
         "solicited": solicited_context(run),
+        # Issue 10: the clinics' safety-reporting figures, stored with the run.
+        "safety_header": fmt.SAFETY_FIGURE_HEADER,
+        "safety_figures": [fmt.safety_figure_cells(f) for f in run.safety_figures.order_by("position")],
     }
 
 

@@ -196,6 +196,30 @@ def _meddra_section(run: IncidenceRun, cells: _Cells, styles, body) -> list:
     ]
 
 
+def _safety_section(run: IncidenceRun, cells: _Cells, styles, body) -> list:
+    """Return the clinics' safety-reporting figures stored with the run (issue 10; nothing for older runs)."""
+    figures = list(run.safety_figures.order_by("position"))
+    if not figures:
+        return []
+    rows = [fmt.safety_figure_cells(f) for f in figures]
+    return [
+        Paragraph("Safety reporting by clinic", styles["Heading2"]),
+        Paragraph(
+            _text(
+                "As it stood when the run finished: median days from onset to recording and from the awareness date "
+                "that started an expedited report's clock to its submission, the share submitted by the due date, "
+                "open reports past due, open cases known for more than 30 days without a follow-up."
+            ),
+            body,
+        ),
+        _table(
+            [cells.header(fmt.SAFETY_FIGURE_HEADER)]
+            + [[cells(row[0], number=False), *(cells(v) for v in row[1:])] for row in rows],
+            [30 * mm] + [30 * mm] * 7,
+        ),
+    ]
+
+
 def _solicited_section(run: IncidenceRun, cells: _Cells, styles, body) -> list:
     """Return the solicited-reactions table (issue 12; nothing when no diary is in the run's scope)."""
     table = solicited_table(run)
@@ -304,6 +328,7 @@ def build_pdf(
             [38 * mm, 45 * mm, 38 * mm, 52 * mm, 38 * mm, 56 * mm],
         ),
         *_meddra_section(run, cells, styles, body),
+        *_safety_section(run, cells, styles, body),
         *_solicited_section(run, cells, styles, body),
         PageBreak(),
         Paragraph("Incidence by stratum", styles["Heading2"]),
