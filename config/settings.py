@@ -341,6 +341,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Issue 10: every 15 minutes, the expedited-report clocks: reminders 2 days before a due date (each
     # sent once, claimed with a conditional UPDATE) and the overdue mark. A late sweep is dropped.
+    # Issue 10: nightly, the open cases judged against the active rules again (what a rule saved in the
+    # admin queues at once; this catches a queueing that failed).
+    "safety-reevaluate-open-cases": {
+        "task": "safety.reevaluate_open_cases",
+        "schedule": crontab(hour=3, minute=45),
+    },
     "safety-due-report-reminders": {
         "task": "safety.send_due_report_reminders",
         "schedule": 15 * 60.0,

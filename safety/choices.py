@@ -6,6 +6,7 @@ from events.choices import SERIOUS_CRITERIA, ActionTaken, Causality
 
 # The Celery task the beat entry "safety-due-report-reminders" (config/settings.py) publishes.
 REMINDER_TASK = "safety.send_due_report_reminders"
+REEVALUATE_TASK = "safety.reevaluate_open_cases"  # after a rule is added, changed or activated
 # A reminder goes out this many calendar days before a due report's due date.
 REMINDER_DAYS_BEFORE = 2
 # Figures: an open case aware for longer than this without a follow-up is flagged.

@@ -7,8 +7,10 @@ receiver), so a due report appears with the change or not at all; its email leav
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from functools import partial
 
+from celery import current_app
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -17,13 +19,16 @@ from django.utils import timezone
 from core.audit import audit_context
 from core.dates import today
 from events import selectors as event_selectors
+from events.choices import CaseStatus
 from events.models import AdverseEvent, FollowUpReport, MedicalReview
 from safety import notifications, selectors
-from safety.choices import DueReportStatus, StartedBy
+from safety.choices import REEVALUATE_TASK, DueReportStatus, StartedBy
 from safety.facts import case_facts, rule_met
 from safety.models import CaseRuleState, DueReport, ReportingRule, Submission
 
+log = logging.getLogger(__name__)
 RETRACTED_REASON = "The adverse event was retracted: {reason}"
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 EVALUATE_CHUNK = 2000  # cases judged per prefetched chunk by cases_evaluate
 
 
@@ -250,4 +255,31 @@ def reporting_rule_save(*, actor, rule: ReportingRule) -> ReportingRule:
     with transaction.atomic(), audit_context(actor, "reporting_rule_save"):
         rule.full_clean()
         rule.save()
+        if rule.active:
+            # A new, widened or re-activated rule applies to the open cases now, not at their next change;
+            # judged by a Celery task (a large registry takes longer than a request should).
+            transaction.on_commit(_reevaluation_publish)
     return rule
+
+
+def _reevaluation_publish() -> None:
+    """Queue the re-evaluation of the open cases; a broker that cannot be reached is logged, and the nightly
+    beat entry (safety-reevaluate-open-cases) does the same work."""
+    task = current_app.tasks[REEVALUATE_TASK]  # by name (SafetyConfig.ready loads safety.tasks)
+    try:
+        task.apply_async(retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    except Exception as exc:
+        if task.app.conf.task_always_eager:
+            raise  # no broker involved: the task's own error
+        log.warning("Open cases not queued again (%s: %s); the nightly run does it.", type(exc).__name__, exc)
+
+
+def open_cases_reevaluate() -> int:
+    """Return how many open cases were judged against the active rules (after a rule changed).
+
+    Through cases_evaluate: set-wise, one summary email per clinic. A case a rule newly catches owes its
+    report from its awareness date (it was reportable under that rule since then: conservative, and an
+    overdue report shows at once on the Reports due page).
+    """
+    with transaction.atomic(), audit_context(None, "open_cases_reevaluate"):
+        return cases_evaluate(events=AdverseEvent.objects.filter(case_status=CaseStatus.OPEN), reason="changed")

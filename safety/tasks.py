@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from safety import notifications
-from safety.choices import REMINDER_TASK
+from safety import notifications, services
+from safety.choices import REEVALUATE_TASK, REMINDER_TASK
 
 
 @shared_task(name=REMINDER_TASK, acks_late=True)
@@ -16,3 +16,10 @@ def send_due_report_reminders() -> int:
     delivery of the task (a redelivered message, a beat that fired twice) sends nothing again.
     """
     return notifications.due_report_reminders_send()
+
+
+@shared_task(name=REEVALUATE_TASK, acks_late=True)
+def reevaluate_open_cases() -> int:
+    """Return how many open cases were judged again after a reporting rule changed (idempotent: a case
+    already owing its report is not made to owe it twice)."""
+    return services.open_cases_reevaluate()

@@ -17,6 +17,7 @@ from django.db import DatabaseError, transaction
 from events import services as event_services
 from events.choices import Category
 from events.models import ReferenceSafetyInformation
+from safety import services
 from safety.models import ReportingRule
 from tests.safety.conftest import AWARE, HCTP, ICH_7, ICH_15, due_codes, make_case, make_procedure, rule
 
@@ -180,3 +181,38 @@ class TestRuleValidation:
     def test_an_inactive_rule_makes_nothing_due(self, clinic_a):
         ReportingRule.objects.filter(code=ICH_15).update(active=False)
         assert due_codes(make_case(clinic_a)) == []
+
+
+class TestRuleAddedLater:
+    def test_a_rule_added_for_another_country_catches_its_open_cases_at_once(
+        self, clinic_br, root, django_capture_on_commit_callbacks
+    ):
+        event = make_case(clinic_br)
+        assert due_codes(event) == []  # no rule for Brazil yet
+        new = ReportingRule(
+            code="br-anvisa-15-day",
+            name="ANVISA expedited report (example)",
+            jurisdiction=["BR"],
+            requires_serious=True,
+            requires_related=True,
+            requires_unexpected=True,
+            clock_days=15,
+            recipient="ANVISA",
+            form="cioms_i",
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            services.reporting_rule_save(actor=root, rule=new)
+        due = event.due_reports.get()
+        # Reportable under the new rule since the clinic learned of it: the clock runs from awareness.
+        expected = ("br-anvisa-15-day", AWARE, AWARE + dt.timedelta(days=15))
+        assert (due.rule.code, due.clock_start, due.due_on) == expected
+
+    def test_a_closed_case_is_not_reopened_by_a_new_rule(self, clinic_br, root, django_capture_on_commit_callbacks):
+        event = make_case(clinic_br, case_status="closed")
+        new = ReportingRule(
+            code="br-anvisa-15-day", name="ANVISA", jurisdiction=["BR"], requires_serious=True, clock_days=15,
+            recipient="ANVISA", form="cioms_i",
+        )  # fmt: skip
+        with django_capture_on_commit_callbacks(execute=True):
+            services.reporting_rule_save(actor=root, rule=new)
+        assert due_codes(event) == []
