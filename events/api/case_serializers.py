@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.fields import StrictCharField
 from core.text import validate_safe_free_text
 from events.choices import FOLLOW_UP_FIELDS, SERIOUS_CRITERIA
 from events.models import AdverseEvent, FollowUpReport, MedicalReview, ReferenceSafetyInformation
@@ -35,7 +36,7 @@ class FollowUpReportCreateSerializer(serializers.Serializer):
     received_on = serializers.DateField(
         help_text="When the clinic learned what this follow-up reports (not before the event's awareness date)."
     )
-    narrative = serializers.CharField(
+    narrative = StrictCharField(
         max_length=20000, validators=[validate_safe_free_text], help_text="What was learned (required)."
     )
     changes = FollowUpChangesSerializer(

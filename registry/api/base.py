@@ -8,6 +8,7 @@ and updates require If-Match.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
@@ -22,6 +23,7 @@ from core.api.errors import (
     PreconditionFailedResponse,
     PreconditionRequiredResponse,
 )
+from core.api.fields import StrictCharField
 from core.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from core.api.idempotency import idempotent
 from registry import selectors
@@ -46,7 +48,13 @@ class RegistryModelPermissions(DjangoModelPermissions):
 
 
 class RegistrySerializer(serializers.ModelSerializer):
-    """A ModelSerializer whose vocabulary errors list the allowed codes."""
+    """A ModelSerializer whose vocabulary errors list the allowed codes and whose text fields take text only."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
     def build_standard_field(self, field_name, model_field):
         field_class, kwargs = super().build_standard_field(field_name, model_field)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api.fields import StrictCharField
 from core.text import validate_safe_free_text, validate_safe_identifier
 from registry import selectors
 from registry.api.base import RegistrySerializer
@@ -168,7 +169,7 @@ class FollowUpVisitSerializer(RegistrySerializer):
 
 
 class RetractionSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+    reason = StrictCharField(
         max_length=2000,
         validators=[validate_safe_free_text],
         help_text="Why the record is withdrawn (duplicate, wrong patient, entered in error...).",

@@ -218,3 +218,19 @@ def test_a_restored_open_visit_is_due_again_from_the_procedures_date(api_alice, 
     visit.refresh_from_db()
     assert visit.due_on == earlier + dt.timedelta(days=30)
     assert visit.window_start <= visit.due_on <= visit.window_end
+
+
+def test_a_retraction_reason_must_be_text_not_a_number(api_alice, world):
+    # DRF's CharField would have stored 0 as "0"; the schema says string (found by schemathesis).
+    procedure = world["a"].procedure
+    before = _stored(Procedure, procedure.pk)
+    response = api_alice.post(f"/api/v1/procedures/{procedure.pk}/retract/", {"reason": 0}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attr"] == "reason"
+    assert _stored(Procedure, procedure.pk) == before
+    # The same for a model serializer's text field.
+    event = world["a"]
+    response = api_alice.patch(
+        f"/api/v1/adverse-events/{event.pk}/", {"term": 12}, format="json", HTTP_IF_MATCH=f'"{event.version}"'
+    )
+    assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "term"
