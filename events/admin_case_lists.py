@@ -11,6 +11,7 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils.html import format_html
 
+from events.choices import SERIOUS_CRITERIA
 from events.models import FollowUpReport, MedicalReview
 from events.selectors import follow_ups_for_user, reviews_for_user
 from events.timeline import follow_up_changes
@@ -78,12 +79,7 @@ class MedicalReviewAdmin(_ReadOnlyCaseAdmin):
         "reviewer",
         "reviewed_at",
         "serious",
-        "serious_death",
-        "serious_life_threatening",
-        "serious_hospitalisation",
-        "serious_disability",
-        "serious_congenital_anomaly",
-        "serious_medically_important",
+        *SERIOUS_CRITERIA.values(),
         "causality_procedure",
         "causality_product",
         "expectedness",

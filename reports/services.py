@@ -45,6 +45,7 @@ from psycopg.types.json import Jsonb
 from core.audit import audit_context
 from core.integrity import save_or_field_error
 from core.models import ConcurrentUpdate
+from core.tasks import PUBLISH_RETRY_POLICY
 from registry.selectors import ALL, clinic_scope
 from reports.choices import (
     DEFAULT_STRATA,
@@ -73,7 +74,6 @@ incidence_run_stage = Signal()
 # Rows copied per COPY statement while streaming a run's results.
 WRITE_BATCH = 2000
 # Publishing from a request or the sweep tries the broker briefly: the sweep retries later.
-PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 # A queued run younger than this may still be being published by the request that made it.
 PUBLISH_GRACE = timedelta(seconds=15)
 

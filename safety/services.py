@@ -7,10 +7,8 @@ receiver), so a due report appears with the change or not at all; its email leav
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from functools import partial
 
-from celery import current_app
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -18,6 +16,7 @@ from django.utils import timezone
 
 from core.audit import audit_context
 from core.dates import today
+from core.tasks import publish_by_name
 from events import selectors as event_selectors
 from events.choices import CaseStatus
 from events.models import AdverseEvent, FollowUpReport, MedicalReview
@@ -26,9 +25,7 @@ from safety.choices import REEVALUATE_TASK, DueReportStatus, StartedBy
 from safety.facts import case_facts, rule_met
 from safety.models import CaseRuleState, DueReport, ReportingRule, Submission
 
-log = logging.getLogger(__name__)
 RETRACTED_REASON = "The adverse event was retracted: {reason}"
-PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 EVALUATE_CHUNK = 2000  # cases judged per prefetched chunk by cases_evaluate
 
 
@@ -263,15 +260,9 @@ def reporting_rule_save(*, actor, rule: ReportingRule) -> ReportingRule:
 
 
 def _reevaluation_publish() -> None:
-    """Queue the re-evaluation of the open cases; a broker that cannot be reached is logged, and the nightly
-    beat entry (safety-reevaluate-open-cases) does the same work."""
-    task = current_app.tasks[REEVALUATE_TASK]  # by name (SafetyConfig.ready loads safety.tasks)
-    try:
-        task.apply_async(retry=True, retry_policy=PUBLISH_RETRY_POLICY)
-    except Exception as exc:
-        if task.app.conf.task_always_eager:
-            raise  # no broker involved: the task's own error
-        log.warning("Open cases not queued again (%s: %s); the nightly run does it.", type(exc).__name__, exc)
+    """Queue the re-evaluation of the open cases (the nightly beat entry safety-reevaluate-open-cases does the
+    same work should the broker be unreachable now)."""
+    publish_by_name(REEVALUATE_TASK, what="The re-evaluation of the open cases")
 
 
 def open_cases_reevaluate() -> int:

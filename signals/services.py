@@ -37,9 +37,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.audit import audit_context
+from core.tasks import PUBLISH_RETRY_POLICY
 from reports.choices import Unit, WindowsMode
 from reports.engine.signals import ATTRIBUTES, COLUMNS, compute_signals
-from reports.services import PUBLISH_RETRY_POLICY, incidence_params
+from reports.services import incidence_params
 from signals import selectors
 from signals.choices import (
     LOT_CLUSTER_DAYS,
